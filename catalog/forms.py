@@ -1,0 +1,98 @@
+"""Forms of the catalog pages. Values are parsed by the same functions as the CSV
+import, so a price typed by hand and one in a file follow the same rules."""
+
+from decimal import Decimal
+from typing import Any
+
+from django import forms
+from django.core.files.uploadedfile import UploadedFile
+
+from catalog.csv_import import MAX_FILE_BYTES, parse_price, parse_stock
+
+
+class SearchForm(forms.Form):
+    STOCK_CHOICES = [
+        ("", "Todo el stock"),
+        ("out", "Sin stock"),
+        ("low", "Stock bajo"),
+    ]
+    q = forms.CharField(required=False, max_length=200, label="Buscar")
+    stock = forms.ChoiceField(required=False, choices=STOCK_CHOICES, label="Stock")
+    after = forms.CharField(required=False, max_length=200)
+    before = forms.CharField(required=False, max_length=200)
+
+
+class ItemEditForm(forms.Form):
+    """Stock and price of one item.
+
+    `seen_stock` and `seen_price` carry the values the admin saw when the page was
+    drawn: only a field the admin actually changed is applied, so saving the form
+    does not undo a price the ERP updated in the meantime.
+    """
+
+    stock = forms.CharField(
+        label="Stock",
+        max_length=30,
+        error_messages={"required": "Ingresá el stock."},
+        widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "off"}),
+        help_text="Unidades enteras, 0 o más.",
+    )
+    wholesale_price = forms.CharField(
+        label="Precio mayorista",
+        max_length=40,
+        error_messages={"required": "Ingresá el precio."},
+        widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}),
+        help_text="Con coma o punto para los centavos, por ejemplo 18250,50.",
+    )
+    seen_stock = forms.CharField(required=False, widget=forms.HiddenInput)
+    seen_price = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    def clean_stock(self) -> int:
+        try:
+            return parse_stock(self.cleaned_data["stock"])
+        except ValueError as e:
+            raise forms.ValidationError(str(e)) from None
+
+    def clean_wholesale_price(self) -> Decimal:
+        try:
+            return parse_price(self.cleaned_data["wholesale_price"])
+        except ValueError as e:
+            raise forms.ValidationError(str(e)) from None
+
+    def requested(self) -> tuple[int | None, Decimal | None]:
+        """(new stock, new price) to apply; None for a field the admin left as seen."""
+        stock: int = self.cleaned_data["stock"]
+        price: Decimal = self.cleaned_data["wholesale_price"]
+        return (
+            None if _same(parse_stock, self.cleaned_data.get("seen_stock"), stock) else stock,
+            None if _same(parse_price, self.cleaned_data.get("seen_price"), price) else price,
+        )
+
+
+def _same(parse: Any, seen: str | None, value: object) -> bool:
+    if not seen:
+        return False
+    try:
+        return bool(parse(seen) == value)
+    except ValueError:
+        return False
+
+
+class ImportForm(forms.Form):
+    file = forms.FileField(
+        label="Archivo CSV",
+        error_messages={
+            "required": "Elegí un archivo CSV.",
+            "empty": "El archivo está vacío.",
+        },
+    )
+
+    def clean_file(self) -> UploadedFile:
+        upload: UploadedFile = self.cleaned_data["file"]
+        if upload.size is not None and upload.size > MAX_FILE_BYTES:
+            size_mb = f"{upload.size / (1024 * 1024):.1f}".replace(".", ",")
+            raise forms.ValidationError(
+                f"El archivo pesa {size_mb} MB y el máximo es "
+                f"{MAX_FILE_BYTES // (1024 * 1024)} MB. Dividilo en partes y subilas de a una."
+            )
+        return upload

@@ -1,0 +1,11 @@
+from django.urls import path
+
+from catalog import views
+
+app_name = "catalog"
+urlpatterns = [
+    path("", views.item_list, name="list"),
+    path("items/<int:pk>/", views.item_detail, name="item"),
+    path("import/", views.item_import, name="import"),
+    path("export/", views.item_export, name="export"),
+]

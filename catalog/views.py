@@ -1,0 +1,224 @@
+"""Catalog pages: the item list, one item (history and manual edit), CSV import and export.
+
+Every view goes through `store_view`: the store comes from the URL and must be one
+of the user's, and every query below is filtered by it.
+"""
+
+from typing import Any
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
+from django.http.response import HttpResponseBase
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+
+from catalog import export
+from catalog.csv_import import COLUMNS, MAX_FILE_BYTES, NOTHING_IMPORTED, import_csv
+from catalog.forms import ImportForm, ItemEditForm, SearchForm
+from catalog.models import LOW_STOCK_THRESHOLD, ChangeSource, Item, change_for
+from catalog.templatetags.money import money
+from stores.access import store_view
+from stores.models import Store
+
+PAGE_SIZE = 50
+# The list shows "más de 1.000" beyond this: counting every match of a 300,000-item
+# catalog on each page view would cost more than the page itself.
+COUNT_CAP = 1000
+# A search with more words than this uses only the first ones.
+MAX_SEARCH_TERMS = 5
+LIST_COLUMNS = ("id", "sku", "name", "stock", "wholesale_price", "updated_at")
+
+
+def _actor(request: HttpRequest) -> str:
+    user: Any = request.user
+    return str(user.email or user.get_username())
+
+
+def _filtered(store: Store, q: str, stock: str) -> QuerySet[Item]:
+    items = Item.objects.filter(store=store)
+    # Both filters use the (store, stock, sku) index.
+    if stock == "out":
+        items = items.filter(stock=0)
+    elif stock == "low":
+        items = items.filter(stock__gte=1, stock__lte=LOW_STOCK_THRESHOLD)
+    # Every word must appear in the SKU or the name: "tornillo 1/2" finds
+    # "Tornillo hexagonal 1/2 pulgada".
+    for term in q.split()[:MAX_SEARCH_TERMS]:
+        items = items.filter(Q(sku__icontains=term) | Q(name__icontains=term))
+    return items
+
+
+def _page(items: QuerySet[Item], after: str, before: str) -> tuple[list[Item], bool, bool]:
+    """One page by keyset on the SKU: (items, has_previous, has_next).
+
+    `?after=<sku>` is the page after that SKU, `?before=<sku>` the page before it.
+    Each is a LIMIT 51 walk of the index from that SKU: as fast on page 6,000 as on
+    page 1, and nothing is skipped or repeated when items are added meanwhile.
+    """
+    columns = items.only(*LIST_COLUMNS)
+    if before and not after:
+        rows = list(columns.filter(sku__lt=before).order_by("-sku")[: PAGE_SIZE + 1])
+        if len(rows) > PAGE_SIZE:
+            rows = rows[:PAGE_SIZE]
+            rows.reverse()
+            return rows, True, items.filter(sku__gte=before).exists()
+        # Fewer than a page before it: that is the first page; show it whole.
+        after = ""
+    ordered = columns.order_by("sku")
+    if after:
+        ordered = ordered.filter(sku__gt=after)
+    rows = list(ordered[: PAGE_SIZE + 1])
+    has_next = len(rows) > PAGE_SIZE
+    has_previous = bool(after) and items.filter(sku__lte=after).exists()
+    return rows[:PAGE_SIZE], has_previous, has_next
+
+
+@store_view
+def item_list(request: HttpRequest, store: Store) -> HttpResponse:
+    form = SearchForm(request.GET)
+    data = form.cleaned_data if form.is_valid() else {}
+    q = str(data.get("q") or "").strip()
+    stock = str(data.get("stock") or "")
+    items = _filtered(store, q, stock)
+    rows, has_previous, has_next = _page(
+        items, str(data.get("after") or ""), str(data.get("before") or "")
+    )
+    # A capped count: SELECT COUNT(*) over at most COUNT_CAP + 1 index entries.
+    total = items.order_by()[: COUNT_CAP + 1].count()
+    return render(
+        request,
+        "catalog/item_list.html",
+        {
+            "nav": "catalog",
+            "store": store,
+            "form": form,
+            "q": q,
+            "stock": stock,
+            "items": rows,
+            "has_previous": has_previous,
+            "has_next": has_next,
+            "first_sku": rows[0].sku if rows else "",
+            "last_sku": rows[-1].sku if rows else "",
+            "total": min(total, COUNT_CAP),
+            "total_capped": total > COUNT_CAP,
+            "filtered": bool(q or stock),
+            "paged": bool(request.GET.get("after") or request.GET.get("before")),
+            "low_stock_threshold": LOW_STOCK_THRESHOLD,
+        },
+    )
+
+
+def _change_message(change: Any, currency: str) -> str:
+    parts = []
+    if change.stock_changed:
+        parts.append(f"stock {change.old_stock} → {change.new_stock}")
+    if change.price_changed:
+        parts.append(
+            f"precio {money(change.old_price, currency)} → {money(change.new_price, currency)}"
+        )
+    return "Guardado: " + " y ".join(parts) + "."
+
+
+@store_view
+def item_detail(request: HttpRequest, store: Store, pk: int) -> HttpResponse:
+    item = get_object_or_404(Item, store=store, pk=pk)
+    if request.method == "POST":
+        form = ItemEditForm(request.POST)
+        if form.is_valid():
+            new_stock, new_price = form.requested()
+            change = None
+            if new_stock is not None or new_price is not None:
+                with transaction.atomic():
+                    # Re-read under lock: the history's "old" values are what was
+                    # really replaced, even if the ERP wrote a moment ago.
+                    item = Item.objects.select_for_update().get(pk=item.pk, store=store)
+                    change = change_for(
+                        item,
+                        new_stock=new_stock,
+                        new_price=new_price,
+                        source=ChangeSource.MANUAL,
+                        at=timezone.now(),
+                        actor=_actor(request),
+                        user=request.user,
+                    )
+                    if change is not None:
+                        item.save(update_fields=["stock", "wholesale_price", "updated_at"])
+                        change.save()
+            if change is None:
+                messages.info(request, "No hubo cambios: el stock y el precio ya eran esos.")
+            else:
+                messages.success(request, _change_message(change, store.currency))
+            return redirect("catalog:item", store_slug=store.slug, pk=item.pk)
+    else:
+        form = ItemEditForm(
+            initial={
+                "stock": item.stock,
+                "wholesale_price": f"{item.wholesale_price:.2f}".replace(".", ","),
+                "seen_stock": item.stock,
+                "seen_price": f"{item.wholesale_price:.2f}",
+            }
+        )
+    history = Paginator(
+        item.changes.order_by("-at", "-id").only(
+            "at", "source", "actor", "old_stock", "new_stock", "old_price", "new_price"
+        ),
+        PAGE_SIZE,
+    ).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "catalog/item_detail.html",
+        {
+            "nav": "catalog",
+            "store": store,
+            "item": item,
+            "form": form,
+            "history": history,
+            "low_stock_threshold": LOW_STOCK_THRESHOLD,
+        },
+    )
+
+
+@store_view
+def item_import(request: HttpRequest, store: Store) -> HttpResponse:
+    report = None
+    if request.method == "POST":
+        form = ImportForm(request.POST, request.FILES)
+        if form.is_valid():
+            upload = form.cleaned_data["file"]
+            report = import_csv(store, upload, actor=_actor(request), user=request.user)
+            if report.applied:
+                messages.success(request, report.summary())
+                form = ImportForm()
+    else:
+        form = ImportForm()
+    return render(
+        request,
+        "catalog/item_import.html",
+        {
+            "nav": "catalog",
+            "store": store,
+            "form": form,
+            "report": report,
+            "columns": ",".join(COLUMNS),
+            "max_mb": MAX_FILE_BYTES // (1024 * 1024),
+            "nothing_imported": NOTHING_IMPORTED,
+        },
+    )
+
+
+@store_view
+def item_export(request: HttpRequest, store: Store) -> HttpResponseBase:
+    fmt = request.GET.get("format", "csv")
+    if fmt not in export.FORMATS:
+        return HttpResponseBadRequest("Formato desconocido: usá csv o json.")
+    stamp = timezone.localtime(timezone.now(), store.tz).strftime("%Y%m%d-%H%M")
+    response = StreamingHttpResponse(
+        # The BOM makes Excel read accents right; the CLI export has none.
+        export.iter_export(store, fmt, excel_bom=fmt == "csv"),
+        content_type=export.content_type(fmt),
+    )
+    response["Content-Disposition"] = f'attachment; filename="catalogo-{store.slug}-{stamp}.{fmt}"'
+    return response

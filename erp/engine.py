@@ -1,0 +1,424 @@
+"""The ERP-agnostic update engine: runs, and applying ERP items to the catalog.
+
+A run is recorded first (queued, by `request_update`), claimed by a conditional
+UPDATE (so a task delivered twice runs once), then fed page by page from the
+ERP's `Feed`. Each page is applied in one transaction together with its history
+rows, its issues and the run's counters and heartbeat: a worker killed mid-run
+leaves whole pages, never half of one. Only a successful run moves the
+connection's watermark, in the same transaction that records its outcome.
+
+The rules (issue #3): match ERP code to store SKU by `catalog.models.sku_key`;
+ambiguous SKUs are not touched; stock is floored to whole units and negative
+becomes 0; discontinued items get stock 0; a price is applied only when it is a
+positive number in the store's currency; nothing is created; unchanged items
+get no write and no history entry.
+"""
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from catalog.models import ChangeSource, Item, ItemChange, change_for, sku_key
+from erp import registry
+from erp.errors import ErpError, ErrorCode
+from erp.models import (
+    ACTIVE_STATUSES,
+    STALE_AFTER,
+    AuditAction,
+    AuditEvent,
+    Connection,
+    IssueKind,
+    Run,
+    RunIssue,
+    RunStatus,
+)
+from erp.sources import ErpItem, FeedStats
+from stores.models import Membership, Store
+
+logger = logging.getLogger("erp.engine")
+
+# Larger values are not stock but a data error (and would overflow the column).
+MAX_STOCK = Decimal(10) ** 12
+MAX_PRICE = Decimal(10) ** 12
+CENT = Decimal("0.01")
+# A queued run that no worker has picked up for this long is given up on.
+QUEUED_STALE_AFTER = STALE_AFTER * 3
+
+
+class UpdateAlreadyRunning(Exception):
+    def __init__(self, run: Run) -> None:
+        super().__init__(f"Ya hay una actualización en curso para esta tienda (#{run.pk}).")
+        self.run = run
+
+
+class NotConnected(Exception):
+    pass
+
+
+Progress = Callable[[Run, FeedStats], None]
+
+
+def expire_stale_runs(store: Store) -> int:
+    """Mark runs whose worker died (no heartbeat for a while) as failed.
+
+    Called before starting a run and when showing the history, so a run killed
+    with SIGKILL is not left "running" forever and never blocks the next one.
+    """
+    now = timezone.now()
+    stale = Q(status=RunStatus.RUNNING, heartbeat_at__lt=now - STALE_AFTER) | Q(
+        status=RunStatus.QUEUED, created_at__lt=now - QUEUED_STALE_AFTER
+    )
+    return Run.objects.filter(stale, store=store).update(
+        status=RunStatus.FAILED,
+        finished_at=now,
+        error_code=ErrorCode.INTERRUPTED,
+        error_message=(
+            "La actualización se interrumpió (el proceso que la hacía se detuvo). "
+            "No se perdió nada: lo que alcanzó a aplicar quedó registrado y la próxima "
+            "actualización retoma desde el último punto seguro."
+        ),
+    )
+
+
+def active_run(store: Store) -> Run | None:
+    return Run.objects.filter(store=store, status__in=ACTIVE_STATUSES).first()
+
+
+def request_update(
+    store: Store,
+    *,
+    user: Any = None,
+    full: bool = False,
+    origin: str = "panel",
+    enqueue: bool = True,
+) -> Run:
+    """Record a queued run (and its audit row); enqueue its task once committed.
+
+    Raises UpdateAlreadyRunning when the store has a queued or running run: the
+    partial unique constraint decides, so two requests at once start one run.
+    """
+    try:
+        connection = store.erp_connection
+    except Connection.DoesNotExist:
+        raise NotConnected("Esta tienda no tiene un ERP conectado.") from None
+    expire_stale_runs(store)
+    actor = _actor(user, origin)
+    try:
+        with transaction.atomic():
+            run = Run.objects.create(
+                store=store,
+                kind=connection.kind,
+                full=full,
+                requested_by=user if user is not None and user.is_authenticated else None,
+                origin=origin,
+            )
+            AuditEvent.objects.create(
+                store=store,
+                user=run.requested_by,
+                actor=actor,
+                action=AuditAction.UPDATE_REQUESTED,
+                detail=f"Actualización {'completa ' if full else ''}#{run.pk}",
+            )
+            if enqueue:
+                from erp.tasks import run_update
+
+                run_id = run.pk
+                transaction.on_commit(lambda: run_update.enqueue(run_id))
+    except IntegrityError:
+        existing = active_run(store)
+        if existing is None:  # it finished in between; let the caller try again
+            raise
+        raise UpdateAlreadyRunning(existing) from None
+    return run
+
+
+def claim(run_id: int) -> bool:
+    """Queued → running, by a conditional UPDATE: exactly one worker wins."""
+    now = timezone.now()
+    return bool(
+        Run.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
+            status=RunStatus.RUNNING, started_at=now, heartbeat_at=now
+        )
+    )
+
+
+def execute_run(run_id: int, *, progress: Progress | None = None) -> Run:
+    """Claim and perform a queued run; return it with its outcome recorded."""
+    if not claim(run_id):
+        return Run.objects.get(pk=run_id)
+    run = Run.objects.select_related("store").get(pk=run_id)
+    store = run.store
+    stats = FeedStats()
+    try:
+        if run.requested_by_id is not None and not Membership.objects.filter(
+            store=store, user_id=run.requested_by_id
+        ).exists():
+            raise ErpError(
+                ErrorCode.INTERNAL,
+                "Quien pidió la actualización ya no administra esta tienda.",
+                permanent=True,
+            )
+        connection = Connection.objects.get(store=store)
+        since = None if run.full else connection.watermark
+        Run.objects.filter(pk=run.pk).update(desde=since)
+        run.desde = since
+        source = registry.source_for(connection)
+        try:
+            feed = source.feed(since)
+            stats = feed.stats
+            applier = Applier(run, store)
+            for batch in feed.batches:
+                applier.apply(batch, stats)
+                if progress is not None:
+                    progress(run, stats)
+            _finish(run, stats, next_watermark=feed.next_watermark)
+        finally:
+            source.close()
+    except ErpError as e:
+        logger.warning("run %s of store %s failed: %s (%s)", run.pk, store.slug, e.code, e.message)
+        _fail(run, stats, e.code, e.message)
+    except Exception:
+        logger.exception("run %s of store %s crashed", run.pk, store.slug)
+        _fail(
+            run,
+            stats,
+            ErrorCode.INTERNAL,
+            "Falló por un error interno nuestro, no de NonSistemas. Ya quedó registrado; "
+            "probá de nuevo en unos minutos y, si se repite, escribinos.",
+        )
+    run.refresh_from_db()
+    return run
+
+
+def _copy_stats(run: Run, stats: FeedStats) -> None:
+    run.pages = stats.pages
+    run.requests = stats.requests
+    run.retries = stats.retries
+    run.relogins = stats.relogins
+    run.reread = stats.reread
+
+
+STATS_FIELDS = ["pages", "requests", "retries", "relogins", "reread"]
+
+
+def _finish(run: Run, stats: FeedStats, *, next_watermark: datetime | None) -> None:
+    _copy_stats(run, stats)
+    needs_attention = run.ambiguous or run.invalid or run.price_rejected
+    run.status = RunStatus.WARNINGS if needs_attention else RunStatus.SUCCEEDED
+    run.finished_at = timezone.now()
+    run.next_watermark = next_watermark
+    with transaction.atomic():
+        updated = Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
+            status=run.status,
+            finished_at=run.finished_at,
+            next_watermark=next_watermark,
+            **{name: getattr(run, name) for name in STATS_FIELDS},
+        )
+        if not updated:
+            # Declared dead (no heartbeat) while it was finishing: the watermark
+            # stays, the next run re-reads; nothing is lost.
+            return
+        Connection.objects.filter(store=run.store).update(watermark=next_watermark)
+
+
+def _fail(run: Run, stats: FeedStats, code: str, message: str) -> None:
+    _copy_stats(run, stats)
+    Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
+        status=RunStatus.FAILED,
+        finished_at=timezone.now(),
+        error_code=code,
+        error_message=message,
+        **{name: getattr(run, name) for name in STATS_FIELDS},
+    )
+
+
+def _actor(user: Any, origin: str) -> str:
+    if user is not None and getattr(user, "is_authenticated", False):
+        return str(user.email or user.username)
+    return {"cli": "Línea de comandos", "schedule": "Programada"}.get(origin, origin)
+
+
+@dataclass
+class Outcome:
+    """What one page did, before it is written."""
+
+    items: list[Item] = field(default_factory=list)
+    changes: list[ItemChange] = field(default_factory=list)
+    issues: list[RunIssue] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+
+class Applier:
+    """Applies batches of ERP items to one store's catalog, a transaction per batch."""
+
+    def __init__(self, run: Run, store: Store) -> None:
+        self.run = run
+        self.store = store
+        self.actor = f"NonSistemas (actualización #{run.pk})"
+
+    def apply(self, batch: list[ErpItem], stats: FeedStats) -> None:
+        now = timezone.now()
+        outcome = Outcome()
+        by_key = self._store_items({sku_key(item.code) for item in batch if item.code.strip()})
+        for erp_item in batch:
+            self._apply_one(erp_item, by_key, outcome, now)
+
+        run = self.run
+        _copy_stats(run, stats)
+        for name, value in outcome.counts.items():
+            setattr(run, name, getattr(run, name) + value)
+        run.heartbeat_at = now
+        with transaction.atomic():
+            if outcome.items:
+                Item.objects.bulk_update(
+                    outcome.items, ["stock", "wholesale_price", "updated_at"], batch_size=500
+                )
+                ItemChange.objects.bulk_create(outcome.changes, batch_size=500)
+            if outcome.issues:
+                RunIssue.objects.bulk_create(outcome.issues, batch_size=500)
+            # Conditional: a run declared dead meanwhile must not keep writing.
+            alive = Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
+                heartbeat_at=now, **{name: getattr(run, name) for name in Run.COUNTERS}
+            )
+            if not alive:
+                transaction.set_rollback(True)
+                raise ErpError(
+                    ErrorCode.INTERRUPTED,
+                    "La actualización quedó sin señales de vida y se dio por interrumpida.",
+                )
+
+    def _store_items(self, keys: Iterable[str]) -> dict[str, list[Item]]:
+        by_key: dict[str, list[Item]] = defaultdict(list)
+        keys = list(keys)
+        for start in range(0, len(keys), 900):
+            chunk = keys[start : start + 900]
+            for item in Item.objects.filter(store=self.store, sku_key__in=chunk).only(
+                "id", "store_id", "sku", "sku_key", "stock", "wholesale_price"
+            ):
+                by_key[item.sku_key].append(item)
+        return by_key
+
+    def _issue(self, outcome: Outcome, kind: str, erp_item: ErpItem, reason: str, sku: str = "") -> None:
+        outcome.counts[kind] += 1
+        outcome.issues.append(
+            RunIssue(run=self.run, kind=kind, code=erp_item.code[:200], sku=sku, reason=reason[:300])
+        )
+
+    def _apply_one(
+        self, erp_item: ErpItem, by_key: dict[str, list[Item]], outcome: Outcome, now: datetime
+    ) -> None:
+        outcome.counts["received"] += 1
+        if not erp_item.code.strip():
+            self._issue(outcome, IssueKind.INVALID, erp_item, "El ítem no tiene código.")
+            return
+        new_stock = stock_from_erp(erp_item)
+        if new_stock is None:
+            self._issue(
+                outcome,
+                IssueKind.INVALID,
+                erp_item,
+                f"Stock ilegible: {_shown(erp_item.stock_raw)}. No se aplicó nada de este ítem.",
+            )
+            return
+        matches = by_key.get(sku_key(erp_item.code), [])
+        if not matches:
+            self._issue(outcome, IssueKind.UNMATCHED, erp_item, "Ningún producto de la tienda tiene este SKU.")
+            return
+        if len(matches) > 1:
+            skus = ", ".join(sorted(item.sku for item in matches))
+            outcome.counts[IssueKind.AMBIGUOUS] += 1
+            for item in matches:
+                outcome.issues.append(
+                    RunIssue(
+                        run=self.run,
+                        kind=IssueKind.AMBIGUOUS,
+                        code=erp_item.code[:200],
+                        sku=item.sku,
+                        reason=(
+                            f"Varios SKU de la tienda son el mismo código al ignorar "
+                            f"mayúsculas y espacios ({skus}); no se actualizó ninguno."
+                        )[:300],
+                    )
+                )
+            return
+        item = matches[0]
+        outcome.counts["matched"] += 1
+        if not erp_item.active:
+            self._issue(
+                outcome,
+                IssueKind.DISCONTINUED,
+                erp_item,
+                "Discontinuado en NonSistemas: su stock quedó en 0.",
+                sku=item.sku,
+            )
+        new_price, price_problem = price_from_erp(erp_item, self.store.currency)
+        if price_problem:
+            self._issue(outcome, IssueKind.PRICE_REJECTED, erp_item, price_problem, sku=item.sku)
+        old_stock, old_price = item.stock, item.wholesale_price
+        change = change_for(
+            item,
+            new_stock=new_stock,
+            new_price=new_price,
+            source=ChangeSource.ERP,
+            at=now,
+            actor=self.actor,
+            run=self.run,
+        )
+        if change is None:
+            outcome.counts["unchanged"] += 1
+            return
+        item.updated_at = now
+        outcome.items.append(item)
+        outcome.changes.append(change)
+        if item.stock != old_stock:
+            outcome.counts["stock_changed"] += 1
+        if item.wholesale_price != old_price:
+            outcome.counts["price_changed"] += 1
+
+
+def stock_from_erp(erp_item: ErpItem) -> int | None:
+    """Whole units, floored; negative is 0; discontinued is 0; None if unreadable."""
+    stock = erp_item.stock
+    if stock is None or not stock.is_finite() or abs(stock) >= MAX_STOCK:
+        return None
+    if not erp_item.active:
+        return 0
+    return max(0, int(stock.to_integral_value(rounding=ROUND_FLOOR)))
+
+
+def price_from_erp(erp_item: ErpItem, currency: str) -> tuple[Decimal | None, str]:
+    """(price to apply, or None with the reason it is not applied)."""
+    price = erp_item.price
+    if price is None:
+        if erp_item.price_raw is None:
+            return None, "NonSistemas no tiene precio mayorista para este ítem."
+        return None, f"El precio mayorista no es un número: {_shown(erp_item.price_raw)}."
+    if not price.is_finite():
+        return None, f"El precio mayorista no es un número: {_shown(erp_item.price_raw)}."
+    if erp_item.currency != currency:
+        return None, (
+            f"El precio está en {erp_item.currency} y la tienda vende en {currency}; "
+            "no se convierte."
+        )
+    try:
+        price = price.quantize(CENT, rounding=ROUND_HALF_UP)
+    except InvalidOperation:
+        return None, f"El precio mayorista está fuera de rango: {_shown(erp_item.price_raw)}."
+    if price <= 0:
+        return None, f"El precio mayorista es {price}: tiene que ser mayor que 0."
+    if price >= MAX_PRICE:
+        return None, f"El precio mayorista está fuera de rango: {price}."
+    return price, ""
+
+
+def _shown(raw: object) -> str:
+    text = repr(raw) if not isinstance(raw, str) else f"«{raw}»"
+    return text[:60]

@@ -1,0 +1,332 @@
+"""`vxm erp ...`: the operators' side of the ERP integration.
+
+    vxm erp configure SLUG KIND --url URL --username USER [--password-stdin]
+    vxm erp verify SLUG
+    vxm erp sync SLUG [--full] [--json]
+    vxm erp runs SLUG [--json] [--limit N]
+    vxm erp generate-key
+    vxm erp reencrypt
+
+Output meant for scripts goes to stdout (`--json`: exactly one JSON document);
+progress and errors go to stderr. Exit codes: 0 success, 1 failure (the run or
+the verification failed, bad input), 2 bad usage, 3 an update is already running.
+"""
+
+import argparse
+import json
+import os
+import sys
+from typing import Any, TextIO
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
+from django.db import transaction
+from django.utils import timezone
+
+from erp import actions, registry, reports, secrets
+from erp.engine import NotConnected, UpdateAlreadyRunning, execute_run, expire_stale_runs
+from erp.errors import ErrorCode
+from erp.forms import ConnectionForm
+from erp.models import Connection, Run, RunStatus
+from erp.sources import FeedStats
+from erp.templatetags.erp_tags import COUNT_LABELS
+from stores.models import Store
+
+PASSWORD_ENV = "VXM_ERP_PASSWORD"
+EXIT_FAILED = 1
+EXIT_BUSY = 3
+EXIT_INTERRUPTED = 130
+
+
+class ProgressBar:
+    """A one-line progress bar on a terminal: items received of those announced."""
+
+    WIDTH = 30
+
+    def __init__(self, out: OutputWrapper) -> None:
+        self.out = out
+        self.drawn = False
+
+    def __call__(self, run: Run, stats: FeedStats) -> None:
+        received = run.received
+        if stats.expected:
+            filled = min(self.WIDTH, self.WIDTH * received // max(stats.expected, 1))
+            line = (
+                f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {received}/{stats.expected} ítems"
+            )
+        else:
+            line = f"{received} ítems"
+        line += f" · {stats.pages} páginas"
+        # Plain (not the red error style of stderr), redrawn in place.
+        self.out.write(f"\r{line}\033[K", style_func=lambda text: text, ending="")
+        self.out.flush()
+        self.drawn = True
+
+    def finish(self) -> None:
+        if self.drawn:
+            self.out.write("", style_func=lambda text: text)
+
+
+class Command(BaseCommand):
+    help = "Integración con el ERP: configurar, verificar, actualizar stock y precios, historial."
+    # Lets tests (and callers of call_command) hand in the password's stdin.
+    stealth_options = ("stdin",)
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        sub = parser.add_subparsers(dest="action", required=True, metavar="ACCIÓN")
+
+        configure = sub.add_parser(
+            "configure",
+            help="Guarda la URL y las credenciales del ERP de una tienda.",
+            description=(
+                f"La contraseña se lee de la entrada estándar (--password-stdin) o de "
+                f"{PASSWORD_ENV}; nunca de la línea de comandos. Es obligatoria la primera "
+                "vez y cuando cambia el servidor de la URL."
+            ),
+        )
+        configure.add_argument("slug", help="la tienda")
+        configure.add_argument("kind", choices=sorted(registry.providers()), help="el ERP")
+        configure.add_argument("--url", required=True)
+        configure.add_argument("--username", required=True)
+        configure.add_argument(
+            "--password-stdin", action="store_true", help="leer la contraseña de stdin"
+        )
+        # Accepted only to refuse it with the reason, instead of argparse's bare error.
+        configure.add_argument("--password", help=argparse.SUPPRESS)
+
+        verify = sub.add_parser("verify", help="Prueba la conexión guardada de una tienda.")
+        verify.add_argument("slug")
+
+        sync = sub.add_parser("sync", help="Actualiza stock y precios ahora, en este proceso.")
+        sync.add_argument("slug")
+        sync.add_argument("--full", action="store_true", help="traer todo, no solo lo cambiado")
+        sync.add_argument("--json", action="store_true", help="el resultado como un objeto JSON")
+
+        runs = sub.add_parser("runs", help="El historial de actualizaciones de una tienda.")
+        runs.add_argument("slug")
+        runs.add_argument("--json", action="store_true", help="una lista JSON")
+        runs.add_argument("--limit", type=int, default=20, help="cuántas (20)")
+
+        sub.add_parser("generate-key", help="Imprime una clave nueva para VXM_ENCRYPTION_KEYS.")
+        sub.add_parser(
+            "reencrypt",
+            help="Vuelve a cifrar cada contraseña guardada con la primera clave (rotación).",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        action = options["action"]
+        if action == "configure":
+            self.configure(options)
+        elif action == "verify":
+            self.verify(options)
+        elif action == "sync":
+            self.sync(options)
+        elif action == "runs":
+            self.runs(options)
+        elif action == "generate-key":
+            self.stdout.write(secrets.generate_key())
+        elif action == "reencrypt":
+            self.reencrypt()
+
+    # ---- helpers ----------------------------------------------------------------
+
+    @staticmethod
+    def _store(slug: str) -> Store:
+        try:
+            return Store.objects.get(slug=slug)
+        except Store.DoesNotExist:
+            raise CommandError(f"No existe la tienda «{slug}».") from None
+
+    def _password(self, options: dict[str, Any]) -> str | None:
+        """The password from stdin or the environment; None when neither gives one."""
+        if options.get("password") is not None:
+            raise CommandError(
+                "No se acepta la contraseña como argumento (queda en el historial del shell "
+                f"y a la vista en la lista de procesos). Usá --password-stdin o {PASSWORD_ENV}."
+            )
+        from_env = os.environ.get(PASSWORD_ENV)
+        if options["password_stdin"]:
+            if from_env:
+                raise CommandError(
+                    f"Vino una contraseña por --password-stdin y otra en {PASSWORD_ENV}: "
+                    "usá una sola."
+                )
+            stdin: TextIO = options.get("stdin") or sys.stdin
+            # Only the line break that `echo` or a heredoc adds; spaces are the password's.
+            password = stdin.read().rstrip("\r\n")
+            if not password:
+                raise CommandError("--password-stdin: la entrada estándar vino vacía.")
+            return password
+        return from_env or None
+
+    # ---- subcommands ------------------------------------------------------------
+
+    def configure(self, options: dict[str, Any]) -> None:
+        store = self._store(options["slug"])
+        kind = options["kind"]
+        password = self._password(options)
+        connection = Connection.objects.filter(store=store).first()
+        form = ConnectionForm(
+            data={
+                "url": options["url"],
+                "username": options["username"],
+                "password": password or "",
+            },
+            kind=kind,
+            connection=connection,
+        )
+        if not form.is_valid():
+            lines = []
+            for name, errors in form.errors.items():
+                label = form.fields[name].label if name in form.fields else name
+                lines += [f"  {label}: {error}" for error in errors]
+            if "password" in form.errors:
+                lines.append(f"  (la contraseña va por --password-stdin o {PASSWORD_ENV})")
+            raise CommandError("La configuración no es válida:\n" + "\n".join(lines))
+        try:
+            connection = actions.save_settings(
+                store,
+                kind=kind,
+                url=form.cleaned_data["url"],
+                username=form.cleaned_data["username"],
+                password=form.new_password,
+            )
+        except actions.ServerChangeWhileRunning as e:
+            raise CommandError(str(e)) from None
+        provider = registry.provider(kind)
+        self.stdout.write(
+            f"Configuración guardada: {store.slug} → {provider.name} {connection.url} "
+            f"(usuario {connection.username}). Probala con `vxm erp verify {store.slug}`."
+        )
+
+    def verify(self, options: dict[str, Any]) -> None:
+        store = self._store(options["slug"])
+        outcome = actions.verify_connection(store)
+        if not outcome.ok:
+            raise CommandError(f"La verificación falló ({outcome.code}): {outcome.message}")
+        self.stdout.write(outcome.message)
+
+    def sync(self, options: dict[str, Any]) -> None:
+        store = self._store(options["slug"])
+        try:
+            run = actions.start_update(store, full=options["full"], origin="cli", enqueue=False)
+        except UpdateAlreadyRunning as e:
+            raise CommandError(
+                f"Ya hay una actualización en curso para {store.slug} (#{e.run.pk}, "
+                f"{e.run.get_status_display().lower()}): no se empezó otra.",
+                returncode=EXIT_BUSY,
+            ) from None
+        except NotConnected as e:
+            raise CommandError(str(e)) from None
+        bar = ProgressBar(self.stderr) if self.stderr.isatty() else None
+        try:
+            run = execute_run(run.pk, progress=bar)
+        except KeyboardInterrupt:
+            self._interrupted(run)
+            raise CommandError(
+                f"Actualización #{run.pk} interrumpida (Ctrl-C). Lo aplicado hasta ahí quedó "
+                "registrado; la próxima actualización retoma desde el último punto seguro.",
+                returncode=EXIT_INTERRUPTED,
+            ) from None
+        finally:
+            if bar is not None:
+                bar.finish()
+        run = Run.objects.select_related("store", "requested_by").get(pk=run.pk)
+        if options["json"]:
+            self.stdout.write(json.dumps(reports.run_summary(run), ensure_ascii=False))
+        else:
+            self._print_run(run)
+        if run.status == RunStatus.FAILED:
+            raise CommandError(
+                f"La actualización #{run.pk} falló ({run.error_code}): {run.error_message}",
+                returncode=EXIT_FAILED,
+            )
+
+    @staticmethod
+    def _interrupted(run: Run) -> None:
+        # Without this the run would stay "running" (blocking every other update of
+        # the store) until it is declared dead ten minutes later. Whole pages were
+        # committed; the watermark did not move, so nothing is lost.
+        with transaction.atomic():
+            Run.objects.filter(pk=run.pk, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).update(
+                status=RunStatus.FAILED,
+                finished_at=timezone.now(),
+                error_code=ErrorCode.INTERRUPTED,
+                error_message="Interrumpida desde la línea de comandos (Ctrl-C).",
+            )
+
+    def _print_run(self, run: Run) -> None:
+        summary = reports.run_summary(run)
+        duration = summary["duration_seconds"]
+        self.stdout.write(
+            f"Actualización #{run.pk}{' (completa)' if run.full else ''}: "
+            f"{run.get_status_display()}"
+            + (f" en {duration:.1f} s" if duration is not None else "")
+        )
+        width = max(len(label) for _, label in COUNT_LABELS)
+        for name, label in COUNT_LABELS:
+            self.stdout.write(f"  {label:<{width}}  {getattr(run, name):>9}")
+        self.stdout.write(
+            f"  Detalle: {run.pages} páginas, {run.requests} solicitudes, {run.retries} "
+            f"reintentos, {run.relogins} reingresos, {run.reread} releídos."
+        )
+        if run.error_message:
+            self.stdout.write(f"  Error: {run.error_message}")
+
+    def runs(self, options: dict[str, Any]) -> None:
+        store = self._store(options["slug"])
+        if options["limit"] < 1:
+            raise CommandError("--limit tiene que ser 1 o más.")
+        expire_stale_runs(store)
+        runs = list(
+            Run.objects.filter(store=store).select_related("store", "requested_by")[
+                : options["limit"]
+            ]
+        )
+        if options["json"]:
+            self.stdout.write(
+                json.dumps([reports.run_summary(run) for run in runs], ensure_ascii=False)
+            )
+            return
+        if not runs:
+            self.stdout.write(f"{store.slug}: todavía no hubo actualizaciones.")
+            return
+        header = (
+            f"{'#':>6}  {'pedida':16}  {'estado':21}  {'dur.':>7}  {'recib.':>7}  {'encontr.':>8}  "
+            f"{'stock':>6}  {'precio':>6}  {'sin prod.':>9}  {'ambig.':>6}  {'inval.':>6}  "
+            f"{'p.no ap.':>8}  {'discont.':>8}  por"
+        )
+        self.stdout.write(header)
+        tz = store.tz
+        for run in runs:
+            duration = run.duration
+            self.stdout.write(
+                f"{run.pk:>6}  {run.created_at.astimezone(tz):%Y-%m-%d %H:%M}  "
+                f"{run.get_status_display():21}  "
+                f"{'' if duration is None else f'{duration.total_seconds():.0f} s':>7}  "
+                f"{run.received:>7}  {run.matched:>8}  {run.stock_changed:>6}  "
+                f"{run.price_changed:>6}  {run.unmatched:>9}  {run.ambiguous:>6}  "
+                f"{run.invalid:>6}  {run.price_rejected:>8}  {run.discontinued:>8}  "
+                f"{actions.requested_by_label(run)}"
+            )
+
+    def reencrypt(self) -> None:
+        done, unreadable = 0, []
+        for pk, slug, token in Connection.objects.values_list(
+            "pk", "store__slug", "password_encrypted"
+        ).iterator():
+            try:
+                fresh = secrets.reencrypt(token)
+            except secrets.SecretUnreadable:
+                unreadable.append(slug)
+                continue
+            Connection.objects.filter(pk=pk, password_encrypted=token).update(
+                password_encrypted=fresh
+            )
+            done += 1
+        self.stdout.write(f"{done} contraseñas cifradas de nuevo con la primera clave.")
+        if unreadable:
+            raise CommandError(
+                "Ninguna clave configurada descifra la contraseña de: "
+                + ", ".join(unreadable)
+                + ". Esas tiendas tienen que volver a escribirla en la configuración."
+            )

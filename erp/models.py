@@ -1,0 +1,197 @@
+"""ERP connections, update runs and what each run could not apply.
+
+A run is recorded first (queued), then claimed (running), then updated with its
+outcome. At most one run per store is queued or running: a partial unique
+constraint enforces it on SQLite and PostgreSQL alike, so two requests at once
+cannot both start one.
+"""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from erp import secrets
+from stores.models import Store
+
+# A running run whose worker has not reported for this long is considered dead
+# (worker killed): it is marked failed and another run may start.
+STALE_AFTER = timedelta(minutes=10)
+
+
+class ErpKind(models.TextChoices):
+    NONSISTEMAS = "nonsistemas", "NonSistemas"
+
+
+class Connection(models.Model):
+    """A store's connection to its ERP (one per store)."""
+
+    store = models.OneToOneField(Store, on_delete=models.CASCADE, related_name="erp_connection")
+    kind = models.CharField("ERP", max_length=32, choices=ErpKind.choices)
+    url = models.CharField("URL", max_length=500)
+    username = models.CharField("usuario", max_length=200)
+    password_encrypted = models.TextField(editable=False)
+    # The `desde` of the next incremental update, in the ERP's own clock. Only a
+    # successful run moves it (docs/sync-correctness.md says how it is chosen).
+    watermark = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.store} → {self.get_kind_display()}"
+
+    def set_password(self, password: str) -> None:
+        self.password_encrypted = secrets.encrypt(password)
+
+    def get_password(self) -> str:
+        return secrets.decrypt(self.password_encrypted)
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", "En cola"
+    RUNNING = "running", "En curso"
+    SUCCEEDED = "succeeded", "Completada"
+    WARNINGS = "warnings", "Completada con avisos"
+    FAILED = "failed", "Falló"
+
+
+ACTIVE_STATUSES = [RunStatus.QUEUED, RunStatus.RUNNING]
+FINISHED_STATUSES = [RunStatus.SUCCEEDED, RunStatus.WARNINGS, RunStatus.FAILED]
+
+
+class Run(models.Model):
+    """One update of a store's stock and prices from its ERP."""
+
+    store = models.ForeignKey(Store, on_delete=models.CASCADE, related_name="erp_runs")
+    kind = models.CharField(max_length=32, choices=ErpKind.choices)
+    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    full = models.BooleanField("actualización completa", default=False)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # "panel", "cli", ... : where it was started from, for the history page.
+    origin = models.CharField(max_length=16, default="panel")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # What was asked (None: everything) and the watermark the connection takes on success.
+    desde = models.DateTimeField(null=True, blank=True)
+    next_watermark = models.DateTimeField(null=True, blank=True)
+
+    received = models.PositiveIntegerField(default=0)
+    matched = models.PositiveIntegerField(default=0)
+    stock_changed = models.PositiveIntegerField(default=0)
+    price_changed = models.PositiveIntegerField(default=0)
+    unchanged = models.PositiveIntegerField(default=0)
+    unmatched = models.PositiveIntegerField(default=0)
+    ambiguous = models.PositiveIntegerField(default=0)
+    invalid = models.PositiveIntegerField(default=0)
+    price_rejected = models.PositiveIntegerField(default=0)
+    discontinued = models.PositiveIntegerField(default=0)
+    # Transport details, shown only as a detail of the run.
+    reread = models.PositiveIntegerField(default=0)
+    pages = models.PositiveIntegerField(default=0)
+    requests = models.PositiveIntegerField(default=0)
+    retries = models.PositiveIntegerField(default=0)
+    relogins = models.PositiveIntegerField(default=0)
+
+    error_code = models.CharField(max_length=64, blank=True)
+    error_message = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["store"],
+                condition=Q(status__in=["queued", "running"]),
+                name="one_active_run_per_store",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Run {self.pk} {self.store} {self.status}"
+
+    COUNTERS = (
+        "received",
+        "matched",
+        "stock_changed",
+        "price_changed",
+        "unchanged",
+        "unmatched",
+        "ambiguous",
+        "invalid",
+        "price_rejected",
+        "discontinued",
+        "reread",
+        "pages",
+        "requests",
+        "retries",
+        "relogins",
+    )
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+    @property
+    def duration(self) -> timedelta | None:
+        if self.started_at is None:
+            return None
+        return (self.finished_at or timezone.now()) - self.started_at
+
+    def counts(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in self.COUNTERS}
+
+
+class IssueKind(models.TextChoices):
+    UNMATCHED = "unmatched", "Código sin producto en la tienda"
+    AMBIGUOUS = "ambiguous", "SKU ambiguo"
+    INVALID = "invalid", "Ítem inválido"
+    PRICE_REJECTED = "price_rejected", "Precio no aplicado"
+    DISCONTINUED = "discontinued", "Discontinuado en el ERP"
+
+
+class RunIssue(models.Model):
+    """An ERP item a run did not apply (wholly or in part), and why."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="issues")
+    kind = models.CharField(max_length=16, choices=IssueKind.choices)
+    code = models.CharField("código ERP", max_length=200, blank=True)
+    sku = models.CharField(max_length=100, blank=True)
+    reason = models.CharField("motivo", max_length=300)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["run", "kind"], name="runissue_run_kind")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.code}: {self.reason}"
+
+
+class AuditAction(models.TextChoices):
+    CONFIGURED = "configured", "Cambió la configuración"
+    VERIFIED = "verified", "Verificó la conexión"
+    UPDATE_REQUESTED = "update_requested", "Pidió una actualización"
+    DISCONNECTED = "disconnected", "Desconectó el ERP"
+
+
+class AuditEvent(models.Model):
+    """Who did what to a store's ERP integration, and when."""
+
+    store = models.ForeignKey(Store, on_delete=models.CASCADE, related_name="erp_audit")
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor = models.CharField(max_length=200, blank=True)
+    action = models.CharField(max_length=32, choices=AuditAction.choices)
+    detail = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.actor} {self.action}"

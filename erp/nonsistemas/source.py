@@ -1,0 +1,51 @@
+"""NonSistemas as an `ErpSource`: verify a connection, open a change feed."""
+
+from datetime import datetime
+
+from django.conf import settings
+
+from erp.nonsistemas.client import NonSistemasClient
+from erp.nonsistemas.feed import ChangeReader
+from erp.nonsistemas.wire import MAX_PAGE_SIZE
+from erp.registry import Provider
+from erp.sources import Feed, FeedStats, Verification
+
+
+class NonSistemasSource:
+    def __init__(self, *, url: str, username: str, password: str) -> None:
+        from erp.url_guard import guarded_transport
+
+        allow_local = bool(settings.VXM_ALLOW_LOCAL_ERP)
+        self.client = NonSistemasClient(
+            url, username, password, transport=guarded_transport(allow_local=allow_local)
+        )
+
+    def verify(self) -> Verification:
+        version = self.client.version()
+        self.client.login()
+        return Verification(product="NonSistemas", version=version)
+
+    def feed(self, since: datetime | None) -> Feed:
+        stats: FeedStats = self.client.stats
+        # Smaller pages only in tests, to exercise multi-page paging on small catalogs.
+        page_size = int(getattr(settings, "VXM_NONSISTEMAS_PAGE_SIZE", MAX_PAGE_SIZE))
+        reader = ChangeReader(self.client.stock_page, since, stats, page_size=page_size)
+        feed = Feed(batches=iter(()), stats=stats)
+
+        def batches():  # type: ignore[no-untyped-def]
+            yield from reader
+            feed.next_watermark = reader.next_watermark
+
+        feed.batches = batches()
+        return feed
+
+    def close(self) -> None:
+        self.client.close()
+
+
+PROVIDER = Provider(
+    kind="nonsistemas",
+    name="NonSistemas",
+    summary="Stock y precios mayoristas desde tu NonSistemas, por SKU.",
+    make_source=NonSistemasSource,
+)

@@ -1,0 +1,16 @@
+from django.urls import path
+
+from erp import views
+
+app_name = "erp"
+urlpatterns = [
+    path("erp/", views.integrations, name="integrations"),
+    path("erp/status/", views.status, name="status"),
+    path("erp/settings/<slug:kind>/", views.connection_settings, name="settings"),
+    path("erp/verify/", views.verify, name="verify"),
+    path("erp/update/", views.update, name="update"),
+    path("erp/runs/", views.runs, name="runs"),
+    path("erp/runs/<int:run_id>/", views.run_detail, name="run"),
+    path("erp/runs/<int:run_id>/changes.csv", views.run_changes_csv, name="run_changes_csv"),
+    path("erp/runs/<int:run_id>/issues.csv", views.run_issues_csv, name="run_issues_csv"),
+]

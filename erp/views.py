@@ -1,0 +1,394 @@
+"""The store admin's pages of the ERP integration (issue #3).
+
+Every view is a `store_view`: the store comes from the URL and is checked against
+the user's memberships, and every run is looked up within that store, so another
+store's slug or run id answers 404. Dates are shown in the store's time zone.
+No view puts the stored password in a context, a message or a log line.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib import messages
+from django.core.exceptions import ImproperlyConfigured
+from django.core.paginator import Paginator
+from django.db.models import Count, Model, QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.views.decorators.http import require_GET, require_POST
+
+from catalog.models import ItemChange
+from erp import actions, registry, reports
+from erp.engine import NotConnected, UpdateAlreadyRunning, expire_stale_runs
+from erp.forms import ConnectionForm, UpdateForm
+from erp.models import (
+    ACTIVE_STATUSES,
+    FINISHED_STATUSES,
+    AuditAction,
+    AuditEvent,
+    Connection,
+    IssueKind,
+    Run,
+    RunIssue,
+    RunStatus,
+)
+from erp.secrets import SecretUnreadable
+from stores.access import store_view
+from stores.models import Store
+
+PAGE_SIZE = 50
+RUNS_PER_PAGE = 25
+AUDIT_SHOWN = 10
+RECENT_RUNS_SHOWN = 5
+
+
+def _render(
+    request: HttpRequest,
+    store: Store,
+    template: str,
+    context: dict[str, Any],
+    status: int = 200,
+) -> HttpResponse:
+    # Rendered inside the store's time zone, so every date reads as the store's
+    # local time whatever the server's.
+    with timezone.override(store.tz):
+        return render(request, template, {"store": store, "nav": "erp", **context}, status=status)
+
+
+def _integrations_url(store: Store) -> str:
+    return reverse("erp:integrations", args=[store.slug])
+
+
+# ---- Integrations > ERP -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConnectionState:
+    """What the integrations page says about the store's connection."""
+
+    level: str  # "never", "ok" or "attention"
+    label: str
+    message: str = ""
+    last_run: Run | None = None
+
+
+def connection_state(store: Store, connection: Connection) -> ConnectionState:
+    try:
+        connection.get_password()
+    except SecretUnreadable:
+        return ConnectionState(
+            "attention",
+            "Necesita atención",
+            "La contraseña guardada no se puede leer (cambió la clave de cifrado del "
+            "servidor). Volvé a escribirla en la configuración.",
+        )
+    except ImproperlyConfigured:
+        return ConnectionState(
+            "attention",
+            "Necesita atención",
+            "El servidor no tiene configurada la clave de cifrado de contraseñas: avisale "
+            "al equipo técnico de VentasxMayor.",
+        )
+    last = (
+        Run.objects.filter(store=store, status__in=FINISHED_STATUSES)
+        .select_related("requested_by")
+        .first()
+    )
+    if last is None:
+        return ConnectionState("never", "Nunca actualizado")
+    if last.status == RunStatus.FAILED:
+        return ConnectionState("attention", "Necesita atención", last.error_message, last)
+    return ConnectionState("ok", "Conectado", last_run=last)
+
+
+def _status_run(store: Store) -> Run | None:
+    """The run the status box follows: the one in progress, else the latest."""
+    runs = Run.objects.filter(store=store).select_related("requested_by")
+    return runs.filter(status__in=ACTIVE_STATUSES).first() or runs.first()
+
+
+@store_view
+@require_GET
+def integrations(request: HttpRequest, store: Store) -> HttpResponse:
+    expire_stale_runs(store)
+    connection = Connection.objects.filter(store=store).first()
+    cards = [
+        {
+            "provider": provider,
+            "connection": connection if connection and connection.kind == kind else None,
+        }
+        for kind, provider in registry.providers().items()
+    ]
+    connected_provider = None
+    state = None
+    if connection is not None:
+        connected_provider = registry.providers().get(connection.kind)
+        state = connection_state(store, connection)
+    return _render(
+        request,
+        store,
+        "erp/integrations.html",
+        {
+            "cards": cards,
+            "connection": connection,
+            "connected_provider": connected_provider,
+            "state": state,
+            "status_run": _status_run(store),
+            "update_form": UpdateForm(),
+            "recent_runs": Run.objects.filter(store=store).select_related("requested_by")[
+                :RECENT_RUNS_SHOWN
+            ],
+            "audit_events": AuditEvent.objects.filter(store=store).select_related("user")[
+                :AUDIT_SHOWN
+            ],
+        },
+    )
+
+
+@store_view
+@require_GET
+def status(request: HttpRequest, store: Store) -> HttpResponse:
+    """The run status box alone, which htmx polls while a run is queued or running.
+
+    Once the run has finished the box comes back without its polling trigger,
+    so htmx stops asking.
+    """
+    expire_stale_runs(store)
+    return _render(request, store, "erp/_status.html", {"status_run": _status_run(store)})
+
+
+# ---- Settings, verify, update ------------------------------------------------------
+
+
+@store_view
+def connection_settings(request: HttpRequest, store: Store, kind: str) -> HttpResponse:
+    provider = registry.providers().get(kind)
+    if provider is None:
+        raise Http404("No existe ese ERP.")
+    connection = Connection.objects.filter(store=store).first()
+    if request.method == "POST":
+        form = ConnectionForm(request.POST, kind=kind, connection=connection)
+        if form.is_valid():
+            try:
+                actions.save_settings(
+                    store,
+                    kind=kind,
+                    url=form.cleaned_data["url"],
+                    username=form.cleaned_data["username"],
+                    password=form.new_password,
+                    user=request.user,
+                )
+            except actions.ServerChangeWhileRunning as e:
+                form.add_error("url", str(e))
+            else:
+                messages.success(
+                    request,
+                    "Configuración guardada. Probala con «Verificar conexión».",
+                )
+                return redirect(_integrations_url(store))
+    else:
+        form = ConnectionForm(kind=kind, connection=connection)
+    replaces = None
+    if connection is not None and connection.kind != kind:
+        other = registry.providers().get(connection.kind)
+        replaces = other.name if other else connection.kind
+    return _render(
+        request,
+        store,
+        "erp/settings.html",
+        {"provider": provider, "form": form, "connection": connection, "replaces": replaces},
+    )
+
+
+@store_view
+@require_POST
+def verify(request: HttpRequest, store: Store) -> HttpResponse:
+    if actions.panel_rate_limited(store, AuditAction.VERIFIED):
+        messages.warning(
+            request,
+            "Ya se verificó la conexión varias veces en el último minuto. Esperá un momento "
+            "y probá de nuevo: el ERP limita los ingresos por minuto.",
+        )
+        return redirect(_integrations_url(store))
+    outcome = actions.verify_connection(store, user=request.user)
+    if outcome.ok:
+        messages.success(request, outcome.message)
+    else:
+        messages.error(request, f"La verificación falló. {outcome.message}")
+    return redirect(_integrations_url(store))
+
+
+@store_view
+@require_POST
+def update(request: HttpRequest, store: Store) -> HttpResponse:
+    form = UpdateForm(request.POST)
+    full = form.is_valid() and form.cleaned_data["full"]
+    if actions.panel_rate_limited(store, AuditAction.UPDATE_REQUESTED):
+        messages.warning(
+            request,
+            "Se pidieron muchas actualizaciones en los últimos minutos. Esperá un rato y "
+            "probá de nuevo.",
+        )
+        return redirect(_integrations_url(store))
+    try:
+        run = actions.start_update(store, user=request.user, full=full, origin="panel")
+    except UpdateAlreadyRunning as e:
+        messages.warning(
+            request,
+            format_html(
+                'Ya hay una actualización en curso (<a href="{}">#{}</a>): no se empezó otra. '
+                "Cuando termine podés pedir una nueva.",
+                reverse("erp:run", args=[store.slug, e.run.pk]),
+                e.run.pk,
+            ),
+        )
+    except NotConnected:
+        messages.error(request, "Primero configurá el ERP de la tienda.")
+    else:
+        messages.success(
+            request,
+            f"Actualización #{run.pk} pedida{' (completa)' if full else ''}. Corre en segundo "
+            "plano: podés salir de esta página.",
+        )
+    return redirect(_integrations_url(store))
+
+
+# ---- History and a run's page ----------------------------------------------------
+
+
+@store_view
+@require_GET
+def runs(request: HttpRequest, store: Store) -> HttpResponse:
+    expire_stale_runs(store)
+    paginator = Paginator(
+        Run.objects.filter(store=store).select_related("requested_by"), RUNS_PER_PAGE
+    )
+    page = paginator.get_page(request.GET.get("page"))
+    return _render(request, store, "erp/runs.html", {"page": page})
+
+
+@dataclass(frozen=True)
+class KeysetPage:
+    """One page of rows ordered by id, paged by id instead of by offset, so the
+    last page of 300,000 rows costs what the first does."""
+
+    rows: list[Any]
+    prev_before: int | None  # pass as `before` for the previous page
+    next_after: int | None  # pass as `after` for the next page
+
+
+def _int_param(request: HttpRequest, name: str) -> int | None:
+    value = request.GET.get(name, "")
+    return int(value) if value.isdigit() and len(value) < 19 else None
+
+
+def keyset_page(
+    queryset: "QuerySet[Any]", *, after: int | None, before: int | None, size: int | None = None
+) -> KeysetPage:
+    size = size or PAGE_SIZE
+    if before is not None:
+        rows: list[Model] = list(queryset.filter(pk__lt=before).order_by("-pk")[: size + 1])
+        more_before = len(rows) > size
+        rows = rows[:size][::-1]
+        return KeysetPage(
+            rows,
+            prev_before=rows[0].pk if more_before and rows else None,
+            next_after=rows[-1].pk if rows else None,
+        )
+    if after is not None:
+        queryset = queryset.filter(pk__gt=after)
+    rows = list(queryset.order_by("pk")[: size + 1])
+    more_after = len(rows) > size
+    rows = rows[:size]
+    return KeysetPage(
+        rows,
+        prev_before=rows[0].pk if after is not None and rows else None,
+        next_after=rows[-1].pk if more_after else None,
+    )
+
+
+def _store_run(store: Store, run_id: int) -> Run:
+    return get_object_or_404(
+        Run.objects.select_related("requested_by", "store"), pk=run_id, store=store
+    )
+
+
+@store_view
+@require_GET
+def run_detail(request: HttpRequest, store: Store, run_id: int) -> HttpResponse:
+    expire_stale_runs(store)
+    run = _store_run(store, run_id)
+    changes = keyset_page(
+        ItemChange.objects.filter(run=run)
+        .select_related("item")
+        .only(
+            "id",
+            "at",
+            "old_stock",
+            "new_stock",
+            "old_price",
+            "new_price",
+            "item__sku",
+            "item__name",
+        ),
+        after=_int_param(request, "c_after"),
+        before=_int_param(request, "c_before"),
+    )
+    kind = request.GET.get("kind", "")
+    if kind not in IssueKind.values:
+        kind = ""
+    issues_qs = RunIssue.objects.filter(run=run)
+    if kind:
+        issues_qs = issues_qs.filter(kind=kind)
+    issues = keyset_page(
+        issues_qs, after=_int_param(request, "i_after"), before=_int_param(request, "i_before")
+    )
+    # Rows per kind (an ambiguous code gives one row per store SKU, so the run's
+    # counters would not match the list): one GROUP BY on the (run, kind) index.
+    per_kind = dict(
+        RunIssue.objects.filter(run=run)
+        .values_list("kind")
+        .annotate(rows=Count("id"))
+        .values_list("kind", "rows")
+    )
+    issue_kinds = [(value, label, per_kind.get(value, 0)) for value, label in IssueKind.choices]
+    return _render(
+        request,
+        store,
+        "erp/run.html",
+        {
+            "run": run,
+            "changes": changes,
+            "issues": issues,
+            "kind": kind,
+            "kind_label": IssueKind(kind).label if kind else "",
+            "issue_kinds": issue_kinds,
+            "issue_total": sum(count for _, _, count in issue_kinds),
+            "status_run": run if run.is_active else None,
+        },
+    )
+
+
+@store_view
+@require_GET
+def run_changes_csv(request: HttpRequest, store: Store, run_id: int) -> StreamingHttpResponse:
+    run = _store_run(store, run_id)
+    return reports.csv_response(
+        reports.change_rows(run, store.tz), f"actualizacion-{run.pk}-cambios.csv"
+    )
+
+
+@store_view
+@require_GET
+def run_issues_csv(request: HttpRequest, store: Store, run_id: int) -> StreamingHttpResponse:
+    run = _store_run(store, run_id)
+    kind = request.GET.get("kind", "")
+    if kind not in IssueKind.values:
+        kind = ""
+    suffix = f"-{kind}" if kind else ""
+    return reports.csv_response(
+        reports.issue_rows(run, kind or None), f"actualizacion-{run.pk}-no-aplicados{suffix}.csv"
+    )

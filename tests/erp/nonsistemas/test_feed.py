@@ -1,0 +1,130 @@
+"""The change reader against scripted answers: paging choices and absurd responses."""
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from erp.errors import ErpError
+from erp.nonsistemas.feed import WATERMARK_LAG, ChangeReader, page_for_offset
+from erp.nonsistemas.wire import StockPage
+from erp.sources import ErpItem, FeedStats
+
+NOW = datetime.fromisoformat("2026-11-26T13:00:00-03:00")
+
+
+def item(code: str, second: int) -> ErpItem:
+    return ErpItem(
+        code=code,
+        stock=Decimal(1),
+        price=Decimal("1.00"),
+        currency="ARS",
+        active=True,
+        modified=NOW - timedelta(hours=1) + timedelta(seconds=second),
+    )
+
+
+class FakeApi:
+    """The contract's paging over a fixed list, recording what was asked."""
+
+    def __init__(self, items: list[ErpItem]) -> None:
+        self.items = sorted(items, key=lambda i: (i.modified, i.code))
+        self.asked: list[tuple[Any, int, int]] = []
+
+    def __call__(self, *, desde: datetime | None, pagina: int, por_pagina: int) -> StockPage:
+        self.asked.append((desde, pagina, por_pagina))
+        rows = [i for i in self.items if desde is None or (i.modified and i.modified >= desde)]
+        start = (pagina - 1) * por_pagina
+        return StockPage(
+            pagina=pagina,
+            por_pagina=por_pagina,
+            total_items=len(rows),
+            total_paginas=-(-len(rows) // por_pagina),
+            hora_servidor=NOW,
+            items=rows[start : start + por_pagina],
+        )
+
+
+def read_all(fetch: Any, page_size: int = 10) -> tuple[list[ErpItem], ChangeReader]:
+    reader = ChangeReader(fetch, None, FeedStats(), page_size=page_size)
+    return [i for batch in reader for i in batch], reader
+
+
+@pytest.mark.parametrize("offset", [0, 3, 499, 500, 777, 1000, 1001, 4995, 123_457, 299_995])
+def test_offset_pages_start_at_or_just_before_the_offset_with_large_pages(offset):
+    pagina, size = page_for_offset(offset)
+    start = (pagina - 1) * size
+    assert start <= offset
+    assert 500 <= size <= 1000
+    assert offset - start <= (offset if offset < 500 else 10)
+
+
+def test_reads_every_item_once_on_a_quiet_catalog_and_sets_the_watermark():
+    api = FakeApi([item(f"A{i:02d}", i // 3) for i in range(47)])
+    got, reader = read_all(api)
+    assert sorted(i.code for i in got) == sorted(i.code for i in api.items)
+    assert len(got) == 47  # nothing yielded twice
+    assert reader.next_watermark == NOW - WATERMARK_LAG
+
+
+def test_a_group_larger_than_a_page_is_read_whole_without_duplicates():
+    api = FakeApi([item(f"B{i:03d}", 5) for i in range(95)])
+    got, _ = read_all(api)
+    assert len(got) == len({i.code for i in got}) == 95
+
+
+def test_a_page_larger_than_asked_stops_the_run():
+    def fetch(**kw: Any) -> StockPage:
+        return StockPage(1, kw["por_pagina"], 50, 1, NOW, [item(f"C{i}", i) for i in range(11)])
+
+    with pytest.raises(ErpError) as e:
+        read_all(fetch)
+    assert e.value.code == "absurd_response"
+
+
+def test_a_page_repeating_forever_stops_the_run():
+    same = [item(f"D{i}", 1) for i in range(10)]
+
+    def fetch(**kw: Any) -> StockPage:
+        return StockPage(kw["pagina"], kw["por_pagina"], 10_000, 1000, NOW, list(same))
+
+    with pytest.raises(ErpError) as e:
+        read_all(fetch)
+    assert e.value.code == "absurd_response"
+
+
+def test_more_pages_than_announced_stops_the_run():
+    counter = iter(range(10**6))
+
+    def fetch(**kw: Any) -> StockPage:
+        # Announces 20 items, then never ends: always a full page of new ones.
+        base = next(counter) * 10
+        return StockPage(
+            1, kw["por_pagina"], 20, 2, NOW, [item(f"E{base + i:07d}", base + i) for i in range(10)]
+        )
+
+    with pytest.raises(ErpError) as e:
+        read_all(fetch)
+    assert e.value.code == "absurd_response"
+    assert "páginas" in e.value.message
+
+
+def test_items_out_of_order_stop_the_run():
+    def fetch(**kw: Any) -> StockPage:
+        return StockPage(1, kw["por_pagina"], 2, 1, NOW, [item("F2", 9), item("F1", 3)])
+
+    with pytest.raises(ErpError) as e:
+        read_all(fetch)
+    assert e.value.code == "absurd_response"
+
+
+def test_without_server_time_the_watermark_does_not_move():
+    since = NOW - timedelta(days=1)
+
+    def fetch(**kw: Any) -> StockPage:
+        return StockPage(1, kw["por_pagina"], 1, 1, None, [item("G1", 1)])
+
+    reader = ChangeReader(fetch, since, FeedStats(), page_size=10)
+    list(reader)
+    assert reader.next_watermark == since

@@ -1,0 +1,1 @@
+"""VentasxMayor: the Django project (settings, URLs) and the `vxm` command line."""

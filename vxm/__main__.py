@@ -1,0 +1,3 @@
+from vxm.cli import main
+
+main()

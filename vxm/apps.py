@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class VxmConfig(AppConfig):
+    name = "vxm"
+    verbose_name = "VentasxMayor"

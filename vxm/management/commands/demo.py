@@ -1,0 +1,124 @@
+"""`vxm demo`: the demo store, its admin, and its connection to a NonSistemas stand-in.
+
+The store's catalog is made from the stand-in's own catalog, imperfectly, as a
+real store's would be: most codes match, some differ in letter case or carry
+spaces, some ERP items are not sold in the store and some store items are not in
+the ERP. Store values start different from the ERP's so the first update has
+something to show. Idempotent: an existing demo store is left as it is.
+"""
+
+import random
+import time
+from decimal import Decimal
+from typing import Any
+
+import httpx
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
+
+from catalog.models import Item, sku_key
+from erp.models import Connection, ErpKind
+from stores.models import Membership, Store
+
+SLUG = "demo"
+ADMIN_EMAIL = "admin@demo.test"
+ERP_USER = "api-ventas"
+
+
+class Command(BaseCommand):
+    help = "Create the demo store, its admin and its NonSistemas connection (idempotent)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--standin-url", required=True)
+        parser.add_argument("--admin-password", required=True)
+        parser.add_argument("--erp-password", required=True)
+        parser.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the stand-in")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        url = options["standin_url"].rstrip("/")
+        erp_items = self._standin_items(url, options["wait"])
+        with transaction.atomic():
+            store, created = Store.objects.get_or_create(
+                slug=SLUG, defaults={"name": "Distribuidora Demo"}
+            )
+            user_model = get_user_model()
+            user, _ = user_model.objects.get_or_create(
+                username=ADMIN_EMAIL, defaults={"email": ADMIN_EMAIL}
+            )
+            user.set_password(options["admin_password"])
+            user.save()
+            Membership.objects.get_or_create(store=store, user=user)
+            connection = Connection.objects.filter(store=store).first() or Connection(
+                store=store, kind=ErpKind.NONSISTEMAS
+            )
+            connection.url = url
+            connection.username = ERP_USER
+            connection.set_password(options["erp_password"])
+            connection.save()
+            if created:
+                Item.objects.bulk_create(self._catalog_from(erp_items, store), batch_size=1000)
+        count = Item.objects.filter(store=store).count()
+        self.stdout.write(f"Demo store «{store.name}» ({count} items) connected to {url}")
+
+    def _standin_items(self, url: str, wait: float) -> list[dict[str, Any]]:
+        from nonsistemas_standin import StandinClient
+
+        # The stand-in was started a moment ago by scripts/demo: wait until it answers.
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                return StandinClient(url).items()
+            except (httpx.HTTPError, OSError) as e:
+                if time.monotonic() > deadline:
+                    raise CommandError(f"The NonSistemas stand-in at {url} does not answer: {e}") from e
+                time.sleep(0.2)
+
+    def _catalog_from(self, erp_items: list[dict[str, Any]], store: Store) -> list[Item]:
+        rng = random.Random(7)
+        items: list[Item] = []
+        for n, erp_item in enumerate(erp_items):
+            if n % 10 == 9:
+                continue  # sold by the ERP, not in this store: "no product" in the report
+            code = erp_item["codigo"].strip()
+            if n % 17 == 3:
+                code = code.lower()  # typed differently in the store
+            elif n % 23 == 5:
+                code = f" {code} "
+            items.append(
+                Item(
+                    store=store,
+                    sku=code,
+                    sku_key=sku_key(code),
+                    name=erp_item.get("descripcion") or code,
+                    stock=rng.randint(0, 50),
+                    wholesale_price=Decimal(rng.randint(100, 90000)),
+                )
+            )
+        if items:
+            # Two store SKUs that are one code once case and spaces are ignored:
+            # the report shows them as ambiguous and neither is touched.
+            twin = items[0].sku.lower() + " "
+            items.append(
+                Item(
+                    store=store,
+                    sku=twin,
+                    sku_key=sku_key(twin),
+                    name=f"{items[0].name} (duplicado)",
+                    stock=1,
+                    wholesale_price=Decimal(1000),
+                )
+            )
+        for n in range(25):  # only in the store
+            sku = f"TIENDA-{n + 1:03d}"
+            items.append(
+                Item(
+                    store=store,
+                    sku=sku,
+                    sku_key=sku_key(sku),
+                    name=f"Producto propio de la tienda {n + 1}",
+                    stock=rng.randint(0, 20),
+                    wholesale_price=Decimal(rng.randint(1000, 50000)),
+                )
+            )
+        return items

@@ -1,0 +1,152 @@
+"""Settings, all from the environment (12-factor).
+
+Embedded defaults make `vxm` work on a fresh machine: a SQLite file under var/,
+the database-backed task queue, debug off unless VXM_DEBUG=1.
+"""
+
+import os
+import tempfile
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("VXM_VAR_DIR", BASE_DIR / "var"))
+
+
+def _env_bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _env_list(name: str, default: str = "") -> list[str]:
+    return [part.strip() for part in os.environ.get(name, default).split(",") if part.strip()]
+
+
+DEBUG = _env_bool("VXM_DEBUG")
+# A development key is only acceptable while DEBUG or the local ERP switch is on;
+# `vxm check --deploy` rejects it.
+SECRET_KEY = os.environ.get("VXM_SECRET_KEY", "insecure-development-key-change-me")
+ALLOWED_HOSTS = _env_list("VXM_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
+CSRF_TRUSTED_ORIGINS = _env_list("VXM_CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "django_tasks_db",
+    "vxm",
+    "stores",
+    "catalog",
+    "erp",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "vxm.urls"
+WSGI_APPLICATION = "vxm.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "stores.context_processors.current_store",
+            ],
+        },
+    },
+]
+
+if "DATABASE_URL" not in os.environ:
+    # The embedded default: a SQLite file under var/, created on first use.
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+DATABASES = {
+    "default": dj_database_url.parse(
+        os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'vxm.sqlite3'}"),
+        conn_max_age=int(os.environ.get("VXM_DB_CONN_MAX_AGE", "0")),
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets the web server read while the worker writes; IMMEDIATE makes a
+    # writing transaction take the write lock up front instead of failing with
+    # "database is locked" half way; the timeout lets writers queue politely.
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 30,
+    }
+    # Tests use a file too, not shared-cache memory: its locking is what the
+    # product really gets (concurrent workers, a killed process).
+    # One file per test process, so parallel test runs never share one.
+    DATABASES["default"]["TEST"] = {
+        "NAME": str(Path(tempfile.gettempdir()) / f"vxm-test-{os.getpid()}.sqlite3")
+    }
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+TASKS = {
+    "default": {
+        "BACKEND": os.environ.get("VXM_TASK_BACKEND", "django_tasks_db.DatabaseBackend"),
+        "QUEUES": ["default"],
+    }
+}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "es"
+LANGUAGES = [("es", "Español"), ("en", "English")]
+TIME_ZONE = "America/Argentina/Buenos_Aires"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SECURE = _env_bool("VXM_SECURE_COOKIES")
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+
+# ERP integration settings.
+# Fernet keys, comma-separated: the first encrypts, all decrypt (see docs/security.md).
+VXM_ENCRYPTION_KEYS = _env_list("VXM_ENCRYPTION_KEYS")
+# Development, demo and tests only: lets an ERP URL be http:// and point at this machine.
+VXM_ALLOW_LOCAL_ERP = _env_bool("VXM_ALLOW_LOCAL_ERP")
+# Page size asked of NonSistemas (the contract's maximum is 1000). Smaller only in
+# tests that need many pages from a small catalog.
+VXM_NONSISTEMAS_PAGE_SIZE = int(os.environ.get("VXM_NONSISTEMAS_PAGE_SIZE", "1000"))
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("VXM_LOG_LEVEL", "WARNING")},
+    "loggers": {
+        "vxm": {"level": os.environ.get("VXM_LOG_LEVEL", "INFO")},
+        "erp": {"level": os.environ.get("VXM_LOG_LEVEL", "INFO")},
+    },
+}
