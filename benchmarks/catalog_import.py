@@ -5,8 +5,8 @@
 Generates the CSV in a temporary directory, migrates a new SQLite database there
 (DATABASE_URL is set before Django loads, so the real database is never touched),
 then times: the first import (everything created), the same file again (nothing
-changes) and a file with every price changed (everything updated). Prints wall
-time, rows/s and peak memory; it asserts nothing.
+changes) and a file with every price changed (everything updated), then the CSV
+and JSON exports. Prints wall time, rows/s and peak memory; it asserts nothing.
 
 Peak memory is the process's maximum RSS so far (it only grows). With --tracemalloc
 each phase also reports the peak of Python allocations, but runs about twice as
@@ -54,6 +54,7 @@ def main() -> None:
     call_command("migrate", verbosity=0)
 
     # Imported only now: they need Django set up on the temporary database.
+    from catalog import export
     from catalog.csv_import import import_csv
     from catalog.models import Item, ItemChange
     from stores.models import Store
@@ -88,6 +89,14 @@ def main() -> None:
             f"max RSS {_max_rss_mb():4.0f} MB{traced}  "
             f"(created {report.created:,}, updated {report.updated:,}, "
             f"unchanged {report.unchanged:,}, errors {report.error_count})"
+        )
+    for fmt in export.FORMATS:
+        started = time.perf_counter()
+        size = sum(len(piece) for piece in export.iter_export(store, fmt))
+        elapsed = time.perf_counter() - started
+        print(
+            f"{'export ' + fmt:<32} {elapsed:6.1f} s  {args.rows / elapsed:9,.0f} rows/s  "
+            f"max RSS {_max_rss_mb():4.0f} MB  ({size / 2**20:.1f} MB of text)"
         )
     print(f"items {Item.objects.count():,}, history rows {ItemChange.objects.count():,}")
     if not args.keep:

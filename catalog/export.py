@@ -70,7 +70,7 @@ def iter_json(store: Store) -> Iterator[str]:
     """A JSON array of objects with the CSV's columns; the price is a string so no
     program reads it as a binary float."""
     tz = store.tz
-    yield "["
+    pieces = ["["]
     separator = "\n"
     for sku, name, stock, price, updated_at in iter_rows(store):
         obj = {
@@ -80,9 +80,13 @@ def iter_json(store: Store) -> Iterator[str]:
             "wholesale_price": _price(price),
             "updated_at": updated_at.astimezone(tz).isoformat(),
         }
-        yield separator + json.dumps(obj, ensure_ascii=False)
+        pieces.append(separator + json.dumps(obj, ensure_ascii=False))
         separator = ",\n"
-    yield "\n]\n"
+        if len(pieces) >= 500:
+            yield "".join(pieces)
+            pieces = []
+    pieces.append("\n]\n")
+    yield "".join(pieces)
 
 
 def iter_export(store: Store, fmt: str, *, excel_bom: bool = False) -> Iterator[str]:

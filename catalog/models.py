@@ -138,3 +138,4 @@ def change_for(
         change.old_price, change.new_price = item.wholesale_price, new_price
         item.wholesale_price = new_price  # type: ignore[assignment]
     return change
+

@@ -11,7 +11,6 @@ from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
-from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 
@@ -79,7 +78,10 @@ def _page(items: QuerySet[Item], after: str, before: str) -> tuple[list[Item], b
 @store_view
 def item_list(request: HttpRequest, store: Store) -> HttpResponse:
     form = SearchForm(request.GET)
-    data = form.cleaned_data if form.is_valid() else {}
+    # cleaned_data keeps the fields that are valid: an odd ?stock= value does not
+    # throw away the search words.
+    form.is_valid()
+    data = form.cleaned_data
     q = str(data.get("q") or "").strip()
     stock = str(data.get("stock") or "")
     items = _filtered(store, q, stock)
@@ -210,7 +212,7 @@ def item_import(request: HttpRequest, store: Store) -> HttpResponse:
 
 
 @store_view
-def item_export(request: HttpRequest, store: Store) -> HttpResponseBase:
+def item_export(request: HttpRequest, store: Store) -> HttpResponse:
     fmt = request.GET.get("format", "csv")
     if fmt not in export.FORMATS:
         return HttpResponseBadRequest("Formato desconocido: usá csv o json.")
@@ -221,4 +223,5 @@ def item_export(request: HttpRequest, store: Store) -> HttpResponseBase:
         content_type=export.content_type(fmt),
     )
     response["Content-Disposition"] = f'attachment; filename="catalogo-{store.slug}-{stamp}.{fmt}"'
-    return response
+    # store_view is typed for HttpResponse; a streaming response works the same.
+    return response  # type: ignore[return-value]

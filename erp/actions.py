@@ -12,6 +12,7 @@ from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from erp import registry
 from erp.engine import active_run, request_update
@@ -69,6 +70,8 @@ class ServerChangeWhileRunning(Exception):
         self.run = run
 
 
+# Hidden from error reports' frame variables, like the view's POST parameter.
+@sensitive_variables("password")
 def save_settings(
     store: Store,
     *,
@@ -102,6 +105,7 @@ def save_settings(
             # The watermark is a moment on the old instance's clock: for another
             # instance the next update must read everything.
             connection.watermark = None
+            connection.erp_clock_offset = None
         connection.kind = kind
         connection.url = url
         connection.username = username

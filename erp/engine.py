@@ -26,7 +26,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from catalog.models import ChangeSource, Item, ItemChange, change_for, sku_key
+from catalog.models import ChangeSource, Item, sku_key
+from catalog.writes import CatalogWriter, Change
 from erp import registry
 from erp.errors import ErpError, ErrorCode
 from erp.models import (
@@ -172,14 +173,17 @@ def execute_run(run_id: int, *, progress: Progress | None = None) -> Run:
         run.desde = since
         source = registry.source_for(connection)
         try:
-            feed = source.feed(since)
+            feed = source.feed(
+                since,
+                previous_clock_offset=None if run.full else connection.erp_clock_offset,
+            )
             stats = feed.stats
             applier = Applier(run, store)
             for batch in feed.batches:
                 applier.apply(batch, stats)
                 if progress is not None:
                     progress(run, stats)
-            _finish(run, stats, next_watermark=feed.next_watermark)
+            _finish(run, stats, next_watermark=feed.next_watermark, clock_offset=feed.clock_offset)
         finally:
             source.close()
     except ErpError as e:
@@ -209,7 +213,9 @@ def _copy_stats(run: Run, stats: FeedStats) -> None:
 STATS_FIELDS = ["pages", "requests", "retries", "relogins", "reread"]
 
 
-def _finish(run: Run, stats: FeedStats, *, next_watermark: datetime | None) -> None:
+def _finish(
+    run: Run, stats: FeedStats, *, next_watermark: datetime | None, clock_offset: float | None
+) -> None:
     _copy_stats(run, stats)
     needs_attention = run.ambiguous or run.invalid or run.price_rejected
     run.status = RunStatus.WARNINGS if needs_attention else RunStatus.SUCCEEDED
@@ -226,7 +232,9 @@ def _finish(run: Run, stats: FeedStats, *, next_watermark: datetime | None) -> N
             # Declared dead (no heartbeat) while it was finishing: the watermark
             # stays, the next run re-reads; nothing is lost.
             return
-        Connection.objects.filter(store=run.store).update(watermark=next_watermark)
+        Connection.objects.filter(store=run.store).update(
+            watermark=next_watermark, erp_clock_offset=clock_offset
+        )
 
 
 def _fail(run: Run, stats: FeedStats, code: str, message: str) -> None:
@@ -247,12 +255,22 @@ def _actor(user: Any, origin: str) -> str:
 
 
 @dataclass
-class Outcome:
-    """What one page did, before it is written."""
+class StoreRow:
+    """The few columns of a store item an update needs (no model instances: cheaper)."""
 
-    items: list[Item] = field(default_factory=list)
-    changes: list[ItemChange] = field(default_factory=list)
-    issues: list[RunIssue] = field(default_factory=list)
+    id: int
+    sku: str
+    stock: int
+    price: Decimal
+
+
+@dataclass
+class Outcome:
+    """What one batch does, before it is written."""
+
+    updates: list[tuple[int, int, Decimal]] = field(default_factory=list)
+    changes: list[Change] = field(default_factory=list)
+    issues: list[tuple[str, str, str, str]] = field(default_factory=list)  # kind, code, sku, reason
     counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
 
@@ -269,21 +287,24 @@ class Applier:
         outcome = Outcome()
         by_key = self._store_items({sku_key(item.code) for item in batch if item.code.strip()})
         for erp_item in batch:
-            self._apply_one(erp_item, by_key, outcome, now)
+            self._apply_one(erp_item, by_key, outcome)
 
         run = self.run
         _copy_stats(run, stats)
         for name, value in outcome.counts.items():
             setattr(run, name, getattr(run, name) + value)
         run.heartbeat_at = now
+        writer = CatalogWriter(
+            self.store.pk, at=now, source=ChangeSource.ERP, actor=self.actor, run_id=run.pk
+        )
         with transaction.atomic():
-            if outcome.items:
-                Item.objects.bulk_update(
-                    outcome.items, ["stock", "wholesale_price", "updated_at"], batch_size=500
-                )
-                ItemChange.objects.bulk_create(outcome.changes, batch_size=500)
-            if outcome.issues:
-                RunIssue.objects.bulk_create(outcome.issues, batch_size=500)
+            writer.set_stock_and_price(outcome.updates)
+            writer.add_history(outcome.changes)
+            writer.insert(
+                RunIssue,
+                ["run", "kind", "code", "sku", "reason"],
+                [(run.pk, *issue) for issue in outcome.issues],
+            )
             # Conditional: a run declared dead meanwhile must not keep writing.
             alive = Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
                 heartbeat_at=now, **{name: getattr(run, name) for name in Run.COUNTERS}
@@ -295,25 +316,29 @@ class Applier:
                     "La actualización quedó sin señales de vida y se dio por interrumpida.",
                 )
 
-    def _store_items(self, keys: Iterable[str]) -> dict[str, list[Item]]:
-        by_key: dict[str, list[Item]] = defaultdict(list)
+    def _store_items(self, keys: Iterable[str]) -> dict[str, list[StoreRow]]:
+        by_key: dict[str, list[StoreRow]] = defaultdict(list)
         keys = list(keys)
         for start in range(0, len(keys), 900):
-            chunk = keys[start : start + 900]
-            for item in Item.objects.filter(store=self.store, sku_key__in=chunk).only(
-                "id", "store_id", "sku", "sku_key", "stock", "wholesale_price"
-            ):
-                by_key[item.sku_key].append(item)
+            # order_by(): Item's default ordering would steer SQLite to walk the SKU
+            # index of the whole store instead of the (store, sku_key) one.
+            rows = (
+                Item.objects.filter(store=self.store, sku_key__in=keys[start : start + 900])
+                .order_by()
+                .values_list("id", "sku", "sku_key", "stock", "wholesale_price")
+            )
+            for pk, sku, key, stock, price in rows:
+                by_key[key].append(StoreRow(pk, sku, stock, price))
         return by_key
 
-    def _issue(self, outcome: Outcome, kind: str, erp_item: ErpItem, reason: str, sku: str = "") -> None:
+    def _issue(
+        self, outcome: Outcome, kind: str, erp_item: ErpItem, reason: str, sku: str = ""
+    ) -> None:
         outcome.counts[kind] += 1
-        outcome.issues.append(
-            RunIssue(run=self.run, kind=kind, code=erp_item.code[:200], sku=sku, reason=reason[:300])
-        )
+        outcome.issues.append((kind, erp_item.code[:200], sku[:100], reason[:300]))
 
     def _apply_one(
-        self, erp_item: ErpItem, by_key: dict[str, list[Item]], outcome: Outcome, now: datetime
+        self, erp_item: ErpItem, by_key: dict[str, list[StoreRow]], outcome: Outcome
     ) -> None:
         outcome.counts["received"] += 1
         if not erp_item.code.strip():
@@ -330,26 +355,23 @@ class Applier:
             return
         matches = by_key.get(sku_key(erp_item.code), [])
         if not matches:
-            self._issue(outcome, IssueKind.UNMATCHED, erp_item, "Ningún producto de la tienda tiene este SKU.")
+            self._issue(
+                outcome, IssueKind.UNMATCHED, erp_item, "Ningún producto de la tienda tiene este SKU."
+            )
             return
         if len(matches) > 1:
-            skus = ", ".join(sorted(item.sku for item in matches))
+            skus = ", ".join(sorted(row.sku for row in matches))
             outcome.counts[IssueKind.AMBIGUOUS] += 1
-            for item in matches:
+            reason = (
+                f"Varios SKU de la tienda son el mismo código al ignorar mayúsculas y "
+                f"espacios ({skus}); no se actualizó ninguno."
+            )
+            for row in matches:
                 outcome.issues.append(
-                    RunIssue(
-                        run=self.run,
-                        kind=IssueKind.AMBIGUOUS,
-                        code=erp_item.code[:200],
-                        sku=item.sku,
-                        reason=(
-                            f"Varios SKU de la tienda son el mismo código al ignorar "
-                            f"mayúsculas y espacios ({skus}); no se actualizó ninguno."
-                        )[:300],
-                    )
+                    (IssueKind.AMBIGUOUS, erp_item.code[:200], row.sku[:100], reason[:300])
                 )
             return
-        item = matches[0]
+        row = matches[0]
         outcome.counts["matched"] += 1
         if not erp_item.active:
             self._issue(
@@ -357,31 +379,33 @@ class Applier:
                 IssueKind.DISCONTINUED,
                 erp_item,
                 "Discontinuado en NonSistemas: su stock quedó en 0.",
-                sku=item.sku,
+                sku=row.sku,
             )
         new_price, price_problem = price_from_erp(erp_item, self.store.currency)
         if price_problem:
-            self._issue(outcome, IssueKind.PRICE_REJECTED, erp_item, price_problem, sku=item.sku)
-        old_stock, old_price = item.stock, item.wholesale_price
-        change = change_for(
-            item,
-            new_stock=new_stock,
-            new_price=new_price,
-            source=ChangeSource.ERP,
-            at=now,
-            actor=self.actor,
-            run=self.run,
-        )
-        if change is None:
+            self._issue(outcome, IssueKind.PRICE_REJECTED, erp_item, price_problem, sku=row.sku)
+        stock_changes = new_stock != row.stock
+        price_changes = new_price is not None and new_price != row.price
+        if not (stock_changes or price_changes):
             outcome.counts["unchanged"] += 1
             return
-        item.updated_at = now
-        outcome.items.append(item)
-        outcome.changes.append(change)
-        if item.stock != old_stock:
+        outcome.changes.append(
+            (
+                row.id,
+                row.stock if stock_changes else None,
+                new_stock if stock_changes else None,
+                row.price if price_changes else None,
+                new_price if price_changes else None,
+            )
+        )
+        if stock_changes:
             outcome.counts["stock_changed"] += 1
-        if item.wholesale_price != old_price:
+            row.stock = new_stock
+        if price_changes:
+            assert new_price is not None
             outcome.counts["price_changed"] += 1
+            row.price = new_price
+        outcome.updates.append((row.id, row.stock, row.price))
 
 
 def stock_from_erp(erp_item: ErpItem) -> int | None:

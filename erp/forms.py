@@ -9,6 +9,8 @@ from urllib.parse import urlsplit
 
 from django import forms
 from django.conf import settings
+from django.utils.decorators import method_decorator
+from django.views.decorators.debug import sensitive_variables
 
 from erp import url_guard
 from erp.errors import ErpError
@@ -98,6 +100,7 @@ class ConnectionForm(forms.Form):
     def clean_username(self) -> str:
         return self.cleaned_data["username"].strip()
 
+    @method_decorator(sensitive_variables("password", "cleaned"))
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         password = cleaned.get("password") or ""

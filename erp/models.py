@@ -36,6 +36,9 @@ class Connection(models.Model):
     # The `desde` of the next incremental update, in the ERP's own clock. Only a
     # successful run moves it (docs/sync-correctness.md says how it is chosen).
     watermark = models.DateTimeField(null=True, blank=True, editable=False)
+    # The ERP's clock minus ours, in seconds, at the last successful run: a later
+    # run that finds it smaller knows the ERP's clock moved back, and reads further back.
+    erp_clock_offset = models.FloatField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

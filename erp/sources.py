@@ -55,6 +55,9 @@ class Feed:
     batches: Iterator[list[ErpItem]]
     stats: FeedStats = field(default_factory=FeedStats)
     next_watermark: datetime | None = None
+    # The ERP's clock minus ours (seconds) during this run, kept for the next run
+    # to notice the ERP's clock moving back. None: unknown.
+    clock_offset: float | None = None
 
 
 class ErpSource(Protocol):
@@ -62,8 +65,10 @@ class ErpSource(Protocol):
         """Try the connection without changing anything; raise ErpError naming the problem."""
         ...
 
-    def feed(self, since: datetime | None) -> Feed:
-        """Items changed at or after `since` (every item when None)."""
+    def feed(self, since: datetime | None, *, previous_clock_offset: float | None = None) -> Feed:
+        """Items changed at or after `since` (every item when None).
+
+        `previous_clock_offset` is the last successful run's `Feed.clock_offset`."""
         ...
 
     def close(self) -> None: ...

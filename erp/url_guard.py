@@ -368,8 +368,9 @@ def _parse_host(raw: str, *, allow_local: bool) -> tuple[str, IPAddress | None]:
         raise _malformed(f"El nombre de servidor «{raw}» no es válido.")
     try:
         # UTS #46 first, as browsers and WHATWG do: it maps full-width digits and
-        # dots (U+FF11, U+FF0E...), circled digits and uppercase, so the IPv4 reading below sees
-        # the same characters a resolver would. std3_rules refuses "_", "@", "/"...
+        # dots (U+FF11, U+FF0E...), circled digits and uppercase to ASCII, so the
+        # IPv4 reading below sees what a resolver would. std3_rules refuses "_",
+        # "@", "/", full-width "@" and the like.
         host = idna.encode(raw, uts46=True, std3_rules=True, transitional=False).decode("ascii")
     except (idna.IDNAError, UnicodeError, ValueError):
         raise _malformed(f"El nombre de servidor «{raw}» no es válido.") from None

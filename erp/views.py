@@ -18,7 +18,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from catalog.models import ItemChange
 from erp import actions, registry, reports
@@ -111,7 +112,7 @@ def _status_run(store: Store) -> Run | None:
 
 
 @store_view
-@require_GET
+@require_safe
 def integrations(request: HttpRequest, store: Store) -> HttpResponse:
     expire_stale_runs(store)
     connection = Connection.objects.filter(store=store).first()
@@ -122,11 +123,7 @@ def integrations(request: HttpRequest, store: Store) -> HttpResponse:
         }
         for kind, provider in registry.providers().items()
     ]
-    connected_provider = None
-    state = None
-    if connection is not None:
-        connected_provider = registry.providers().get(connection.kind)
-        state = connection_state(store, connection)
+    state = connection_state(store, connection) if connection is not None else None
     return _render(
         request,
         store,
@@ -134,7 +131,6 @@ def integrations(request: HttpRequest, store: Store) -> HttpResponse:
         {
             "cards": cards,
             "connection": connection,
-            "connected_provider": connected_provider,
             "state": state,
             "status_run": _status_run(store),
             "update_form": UpdateForm(),
@@ -149,13 +145,16 @@ def integrations(request: HttpRequest, store: Store) -> HttpResponse:
 
 
 @store_view
-@require_GET
+@require_safe
 def status(request: HttpRequest, store: Store) -> HttpResponse:
     """The run status box alone, which htmx polls while a run is queued or running.
 
     Once the run has finished the box comes back without its polling trigger,
     so htmx stops asking.
     """
+    if not request.headers.get("HX-Request"):
+        # Only htmx asks for the bare box; a person who lands here gets the page.
+        return redirect(_integrations_url(store))
     expire_stale_runs(store)
     return _render(request, store, "erp/_status.html", {"status_run": _status_run(store)})
 
@@ -164,6 +163,10 @@ def status(request: HttpRequest, store: Store) -> HttpResponse:
 
 
 @store_view
+@require_http_methods(["GET", "POST"])
+# An error report of this request (Django's debug page, error e-mails) must not
+# carry the password typed in the form.
+@sensitive_post_parameters("password")
 def connection_settings(request: HttpRequest, store: Store, kind: str) -> HttpResponse:
     provider = registry.providers().get(kind)
     if provider is None:
@@ -260,7 +263,7 @@ def update(request: HttpRequest, store: Store) -> HttpResponse:
 
 
 @store_view
-@require_GET
+@require_safe
 def runs(request: HttpRequest, store: Store) -> HttpResponse:
     expire_stale_runs(store)
     paginator = Paginator(
@@ -282,7 +285,8 @@ class KeysetPage:
 
 def _int_param(request: HttpRequest, name: str) -> int | None:
     value = request.GET.get(name, "")
-    return int(value) if value.isdigit() and len(value) < 19 else None
+    # isascii: "²".isdigit() is True but int("²") fails.
+    return int(value) if value.isascii() and value.isdigit() and len(value) < 19 else None
 
 
 def keyset_page(
@@ -317,7 +321,7 @@ def _store_run(store: Store, run_id: int) -> Run:
 
 
 @store_view
-@require_GET
+@require_safe
 def run_detail(request: HttpRequest, store: Store, run_id: int) -> HttpResponse:
     expire_stale_runs(store)
     run = _store_run(store, run_id)
@@ -372,8 +376,9 @@ def run_detail(request: HttpRequest, store: Store, run_id: int) -> HttpResponse:
     )
 
 
-@store_view
-@require_GET
+# StoreView is typed for HttpResponse; a streaming response is just as valid a view result.
+@store_view  # type: ignore[arg-type]
+@require_safe
 def run_changes_csv(request: HttpRequest, store: Store, run_id: int) -> StreamingHttpResponse:
     run = _store_run(store, run_id)
     return reports.csv_response(
@@ -381,8 +386,9 @@ def run_changes_csv(request: HttpRequest, store: Store, run_id: int) -> Streamin
     )
 
 
-@store_view
-@require_GET
+# StoreView is typed for HttpResponse; a streaming response is just as valid a view result.
+@store_view  # type: ignore[arg-type]
+@require_safe
 def run_issues_csv(request: HttpRequest, store: Store, run_id: int) -> StreamingHttpResponse:
     run = _store_run(store, run_id)
     kind = request.GET.get("kind", "")

@@ -31,6 +31,8 @@ the reader drops only the ones it can prove it already yielded.
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 
+from django.utils import timezone
+
 from erp.errors import ErpError, ErrorCode
 from erp.nonsistemas.wire import MAX_PAGE_SIZE, StockPage
 from erp.sources import ErpItem, FeedStats
@@ -41,6 +43,10 @@ LATE_COMMIT_WINDOW = timedelta(seconds=90)
 # our reading it, second truncation, clock jitter between an instance's app servers.
 SAFETY_MARGIN = timedelta(seconds=90)
 WATERMARK_LAG = LATE_COMMIT_WINDOW + SAFETY_MARGIN
+
+# A backward move of the instance's clock (against ours) beyond this, between two
+# runs, makes the next run start earlier by as much.
+CLOCK_JUMP_TOLERANCE = 5.0
 
 # Items of the cursor's second we re-read to prove the next offset page joins up.
 OVERLAP = 5
@@ -84,13 +90,19 @@ class ChangeReader:
         stats: FeedStats,
         *,
         page_size: int = MAX_PAGE_SIZE,
+        previous_clock_offset: float | None = None,
+        now: Callable[[], datetime] = timezone.now,
     ) -> None:
         self.fetch = fetch
         self.page_size = page_size
         self.since = since
         self.stats = stats
+        self.previous_clock_offset = previous_clock_offset
+        self.now = now
         self.server_start: datetime | None = None
         self.next_watermark: datetime | None = None
+        # The instance's clock minus ours, in seconds, at this run's first page.
+        self.clock_offset: float | None = None
 
     def __iter__(self) -> Iterator[list[ErpItem]]:
         cursor = self.since
@@ -116,6 +128,11 @@ class ChangeReader:
                 # Each page of new items costs at most two requests (one may re-read).
                 half_page = max(1, self.page_size // 2)
                 page_budget = -(-page.total_items // half_page) * 2 + PAGE_MARGIN
+                if self._clock_went_back(page) and cursor is not None:
+                    # Edits stamped after the jump carry times earlier than our
+                    # watermark by up to the jump: start that much earlier.
+                    cursor = self.since = cursor - timedelta(seconds=self._jump)
+                    continue
             assert page_budget is not None
             if self.stats.pages > page_budget:
                 raise ErpError(
@@ -177,6 +194,20 @@ class ChangeReader:
                 break  # the end of the data as it is now
 
         self.next_watermark = self._watermark()
+
+    _jump = 0.0
+
+    def _clock_went_back(self, page: StockPage) -> bool:
+        """Whether the instance's clock moved back against ours since the last run."""
+        if page.hora_servidor is None:
+            return False
+        self.clock_offset = (page.hora_servidor - self.now()).total_seconds()
+        if self.previous_clock_offset is None:
+            return False
+        # A few seconds of drift are request latency and second truncation, which
+        # the watermark's margin already covers.
+        self._jump = self.previous_clock_offset - self.clock_offset
+        return self._jump > CLOCK_JUMP_TOLERANCE
 
     def _watermark(self) -> datetime | None:
         if self.server_start is None:

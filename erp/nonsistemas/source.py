@@ -25,16 +25,23 @@ class NonSistemasSource:
         self.client.login()
         return Verification(product="NonSistemas", version=version)
 
-    def feed(self, since: datetime | None) -> Feed:
+    def feed(self, since: datetime | None, *, previous_clock_offset: float | None = None) -> Feed:
         stats: FeedStats = self.client.stats
         # Smaller pages only in tests, to exercise multi-page paging on small catalogs.
         page_size = int(getattr(settings, "VXM_NONSISTEMAS_PAGE_SIZE", MAX_PAGE_SIZE))
-        reader = ChangeReader(self.client.stock_page, since, stats, page_size=page_size)
+        reader = ChangeReader(
+            self.client.stock_page,
+            since,
+            stats,
+            page_size=page_size,
+            previous_clock_offset=previous_clock_offset,
+        )
         feed = Feed(batches=iter(()), stats=stats)
 
         def batches():  # type: ignore[no-untyped-def]
             yield from reader
             feed.next_watermark = reader.next_watermark
+            feed.clock_offset = reader.clock_offset
 
         feed.batches = batches()
         return feed

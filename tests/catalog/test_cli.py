@@ -38,7 +38,7 @@ def test_import_prints_the_report(tmp_path: Path, store: Store, make_item: MakeI
 
     out, _ = vxm("catalog", "import", "sur", path)
 
-    assert "3 filas, 2 creados, 1 actualizados, 0 sin cambios" in out
+    assert "3 filas. Importación lista: creados 2, actualizados 1, sin cambios 0." in out
     assert Item.objects.get(sku="B").wholesale_price == Decimal("4.50")
     change = ItemChange.objects.get(item__sku="A")
     assert change.source == ChangeSource.CSV and change.actor.startswith("línea de comandos")
@@ -122,7 +122,7 @@ def test_real_cli_end_to_end(tmp_path: Path) -> None:
     good.write_bytes("sku;name;stock;wholesale_price\nÑ-1;Ñoquis;4;1.250,50\n".encode("cp1252"))
     imported = run("catalog", "import", "e2e", str(good))
     assert imported.returncode == 0, imported.stderr
-    assert "1 creados" in imported.stdout
+    assert "creados 1," in imported.stdout
 
     bad = tmp_path / "malo.csv"
     bad.write_text(HEADER + "X,Equis,-1,1\n", encoding="utf-8")

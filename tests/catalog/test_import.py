@@ -48,7 +48,7 @@ def test_import_creates_updates_and_reports(
     page = response.content.decode()
     report = response.context["report"]
     assert (report.created, report.updated, report.unchanged) == (1, 1, 1)
-    assert "Importación lista: 1 creados, 1 actualizados, 1 sin cambios." in page
+    assert "Importación lista: creados 1, actualizados 1, sin cambios 1." in page
     assert items(store) == {
         "ACE-1": ("Aceite", 8, Decimal("120.50")),
         "HAR-1": ("Harina", 7, Decimal("50.00")),

@@ -199,3 +199,11 @@ def test_other_stores_item_is_404(
     assert admin_client.post(mine_url, {"stock": "0", "wholesale_price": "1"}).status_code == 404
     theirs.refresh_from_db()
     assert theirs.stock == 10
+
+
+def test_thousands_point_in_a_price_gets_a_hint(admin_client: Client, make_item: MakeItem) -> None:
+    item = make_item("A-1")
+    response = admin_client.post(item_url(item), {"stock": "1", "wholesale_price": "18.250"})
+    [error] = response.context["form"].errors["wholesale_price"]
+    assert "más de 2 decimales" in error
+    assert "Si son 18250 pesos, escribilo sin punto de miles" in error

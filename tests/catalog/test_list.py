@@ -117,6 +117,14 @@ def test_stock_filters(admin_client: Client, store: Store, make_item: MakeItem) 
     assert len(listed(admin_client.get(list_url(store)))) == 5
 
 
+def test_an_unknown_filter_keeps_the_search(
+    admin_client: Client, store: Store, make_item: MakeItem
+) -> None:
+    make_item("A", "Yerba")
+    make_item("B", "Azúcar")
+    assert listed(admin_client.get(list_url(store), {"q": "yerba", "stock": "raro"})) == ["A"]
+
+
 def test_filter_and_search_combine(admin_client: Client, store: Store, make_item: MakeItem) -> None:
     make_item("A", "Yerba 1 kg", stock=0)
     make_item("B", "Yerba 500 g", stock=20)

@@ -9,6 +9,7 @@ import csv
 import html
 import io
 import json
+import logging
 import re
 import socket
 from datetime import timedelta
@@ -22,6 +23,7 @@ from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
+from django.views.debug import ExceptionReporter
 
 from catalog.models import ChangeSource, Item, ItemChange
 from erp import views
@@ -33,6 +35,7 @@ from tests.conftest import ERP_PASSWORD, ERP_USER, TEST_PASSWORD
 from tests.erp.sync_helpers import connect, make_items
 
 IMMEDIATE = {"default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"}}
+HTMX = {"HX-Request": "true"}
 DATABASE_TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
 
 
@@ -205,7 +208,7 @@ def test_settings_saved_encrypted_audited_and_never_rendered(admin_client, store
     assert connection.get_password() == ERP_PASSWORD
 
     event = AuditEvent.objects.get(store=store, action=AuditAction.CONFIGURED)
-    assert event.user.email == "admin@sur.test"
+    assert event.user is not None and event.user.email == "admin@sur.test"
     assert connection.url in event.detail and ERP_USER in event.detail
     assert ERP_PASSWORD not in event.detail
 
@@ -218,6 +221,65 @@ def test_settings_saved_encrypted_audited_and_never_rendered(admin_client, store
     page = admin_client.get(url("integrations", store))
     assert "Cambió la configuración" in text(page) and "admin@sur.test" in text(page)
     assert ERP_PASSWORD not in page.content.decode()
+
+
+def error_report(record: logging.LogRecord) -> ExceptionReporter:
+    """The report Django e-mails to the admins for a logged request error."""
+    assert record.exc_info is not None
+    etype, value, tb = record.exc_info
+    return ExceptionReporter(record.request, etype, value, tb, is_email=True)  # type: ignore[attr-defined]
+
+
+def test_a_crash_while_saving_keeps_the_password_out_of_the_error_report(
+    admin_user, store, standin, monkeypatch, caplog
+):
+    def broken(**kwargs: Any) -> None:
+        raise RuntimeError("the audit table is gone")
+
+    monkeypatch.setattr(AuditEvent.objects, "create", broken)
+    client = Client(raise_request_exception=False)
+    client.force_login(admin_user)
+    with caplog.at_level(logging.ERROR, logger="django.request"):
+        response = client.post(
+            url("settings", store, "nonsistemas"),
+            {"url": standin.url, "username": ERP_USER, "password": ERP_PASSWORD},
+        )
+    assert response.status_code == 500
+    assert not Connection.objects.exists()  # the write rolled back with its audit row
+    # The report Django e-mails to the admins (AdminEmailHandler): the POST
+    # parameters and every frame's local variables.
+    [record] = [r for r in caplog.records if r.exc_info]
+    report = error_report(record)
+    for body in (report.get_traceback_text(), report.get_traceback_html(), record.getMessage()):
+        assert "the audit table is gone" in body or body == record.getMessage()
+        assert ERP_PASSWORD not in body
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="erp/secrets.py encrypt(plaintext) lacks @sensitive_variables('plaintext'): when "
+    "encryption fails (no VXM_ENCRYPTION_KEYS) its frame's `plaintext` (the password) "
+    "is in the admins' HTML error report.",
+)
+def test_a_missing_encryption_key_keeps_the_password_out_of_the_error_report(
+    admin_user, store, standin, settings, caplog
+):
+    settings.VXM_ENCRYPTION_KEYS = []
+    client = Client(raise_request_exception=False)
+    client.force_login(admin_user)
+    with caplog.at_level(logging.ERROR, logger="django.request"):
+        response = client.post(
+            url("settings", store, "nonsistemas"),
+            {"url": standin.url, "username": ERP_USER, "password": ERP_PASSWORD},
+        )
+    assert response.status_code == 500
+    [record] = [r for r in caplog.records if r.exc_info]
+    report = error_report(record)
+    assert "VXM_ENCRYPTION_KEYS" in report.get_traceback_text()
+    # The HTML form (AdminEmailHandler(include_html=True), Sentry-like reporters)
+    # lists each frame's variables: encrypt()'s `plaintext` among them.
+    for body in (report.get_traceback_text(), report.get_traceback_html()):
+        assert ERP_PASSWORD not in body
 
 
 def test_password_is_not_rendered_back_after_an_error(admin_client, store):
@@ -324,6 +386,23 @@ def test_verify_is_rate_limited_per_store(admin_client, store, connected):
     [(level, message)] = shown_messages(response)
     assert level == "warning" and "Esperá un momento" in message
     assert AuditEvent.objects.filter(action=AuditAction.VERIFIED).count() == 4
+
+
+def test_update_is_rate_limited_per_store(admin_client, admin_user, store, connected):
+    for _ in range(6):
+        AuditEvent.objects.create(store=store, user=admin_user, action=AuditAction.UPDATE_REQUESTED)
+    response = admin_client.post(url("update", store), follow=True)
+    [(level, message)] = shown_messages(response)
+    assert level == "warning" and "Esperá un rato" in message
+    assert not Run.objects.exists()
+
+
+def test_buttons_need_the_csrf_token(admin_user, store, connected):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(admin_user)
+    assert client.post(url("verify", store)).status_code == 403
+    assert client.post(url("update", store)).status_code == 403
+    assert not AuditEvent.objects.exists()
 
 
 def test_verify_and_update_need_post(admin_client, store, connected):
@@ -506,7 +585,7 @@ def test_second_identical_update_changes_nothing(
     history = ItemChange.objects.count()
 
     press_update(admin_client, store, django_capture_on_commit_callbacks, full=True)
-    second = Run.objects.filter(store=store).first()
+    second = Run.objects.filter(store=store).latest("id")
     assert second.full and second.received == 9
     assert (second.stock_changed, second.price_changed, second.unchanged) == (0, 0, 7)
     assert ItemChange.objects.count() == history
@@ -527,7 +606,7 @@ def test_incremental_update_after_an_erp_edit_sees_only_that_change(
     standin.edit([{"codigo": "  ace-0001 ", "precio_mayorista": "19000.00"}])
 
     response = press_update(admin_client, store, django_capture_on_commit_callbacks)
-    run = Run.objects.filter(store=store).first()
+    run = Run.objects.filter(store=store).latest("id")
     assert not run.full and run.status == RunStatus.SUCCEEDED, run.error_message
     assert (run.received, run.stock_changed, run.price_changed) == (1, 0, 1)
     assert ItemChange.objects.filter(run=run).count() == 1
@@ -582,17 +661,19 @@ def test_status_box_polls_while_the_run_is_active_and_stops_when_it_finished(
 
     page = admin_client.get(url("integrations", store)).content.decode()
     assert 'hx-trigger="every 2s"' in page and url("status", store) in page
-    fragment = admin_client.get(url("status", store), headers={"HX-Request": "true"})
+    fragment = admin_client.get(url("status", store), headers=HTMX)
     body = fragment.content.decode()
     assert 'hx-trigger="every 2s"' in body and "En cola" in body
     assert "<html" not in body  # a fragment, not a page
+    # Without htmx the status URL is the page itself.
+    assert admin_client.get(url("status", store))["Location"] == url("integrations", store)
     assert "Esperando a que empiece" in text(fragment)
     # Without JavaScript: a plain link reloads the page.
     assert "Recargar" in text(fragment)
 
     execute_run(run.pk)  # what the worker does
 
-    fragment = admin_client.get(url("status", store), headers={"HX-Request": "true"})
+    fragment = admin_client.get(url("status", store), headers=HTMX)
     body = fragment.content.decode()
     assert "hx-trigger" not in body and "hx-get" not in body
     assert "Completada con avisos" in text(fragment)
@@ -729,7 +810,8 @@ def test_another_stores_pages_and_runs_are_404(
         ("run_changes_csv", (foreign.pk,)),
         ("run_issues_csv", (foreign.pk,)),
     ]:
-        assert admin_client.get(url(name, other_store, *args)).status_code == 404, name
+        response = admin_client.get(url(name, other_store, *args), headers=HTMX)
+        assert response.status_code == 404, name
     for name in ("verify", "update", "settings"):
         args = ("nonsistemas",) if name == "settings" else ()
         response = admin_client.post(
@@ -783,7 +865,7 @@ def test_no_page_or_download_contains_the_password_or_the_token(
         ("settings", ("nonsistemas",)),
         ("run", (run.pk,)),
     ]:
-        bodies.append(admin_client.get(url(name, store, *args)).content)
+        bodies.append(admin_client.get(url(name, store, *args), headers=HTMX).content)
     for name in ("run_changes_csv", "run_issues_csv"):
         bodies.append(b"".join(admin_client.get(url(name, store, run.pk)).streaming_content))
     bodies.append(

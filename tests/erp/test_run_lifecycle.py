@@ -94,7 +94,8 @@ def _database_for_subprocess(tmp_path: Path) -> tuple[str, Any]:
 
     def query(sql: str) -> list[Any]:
         with psycopg.connect(f"{base}/{name}", autocommit=True) as conn:
-            return conn.execute(sql).fetchall()
+            cursor = conn.execute(sql)
+            return cursor.fetchall() if cursor.description else []
 
     return f"{base}/{name}", query
 

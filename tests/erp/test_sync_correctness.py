@@ -260,3 +260,18 @@ def test_persistent_failure_fails_the_run_naming_the_cause_then_the_next_run_con
     standin.clear_faults()
     assert sync(store).status == RunStatus.SUCCEEDED
     assert_catalog_matches(store, standin.items(), before)
+
+
+def test_erp_clock_moving_back_between_runs_does_not_lose_the_edits_made_meanwhile(store, standin):
+    before = store_with(store, 25)
+    connect(store, standin)
+    standin.load(erp_rows(25))
+    standin.set_clock_offset(600)
+    sync(store)
+    # The instance's clock is corrected 10 minutes back (and stays there): edits
+    # made now carry times before the last run's watermark.
+    standin.set_clock_offset(0)
+    standin.edit([{"codigo": "SKU-007", "stock": "777"}])
+    sync(store)
+    assert Item.objects.get(store=store, sku="SKU-007").stock == 777
+    assert_catalog_matches(store, standin.items(), before)

@@ -61,10 +61,7 @@ class Command(BaseCommand):
             raise CommandError(
                 f"{NOTHING_IMPORTED} {report.error_count} de {report.rows} filas con errores."
             )
-        self.stdout.write(
-            f"Importación lista en «{store.slug}»: {report.rows} filas, {report.created} "
-            f"creados, {report.updated} actualizados, {report.unchanged} sin cambios."
-        )
+        self.stdout.write(f"«{store.slug}», {report.rows} filas. {report.summary()}")
 
 
 def _login() -> str:
