@@ -139,6 +139,9 @@ VXM_ALLOW_LOCAL_ERP = _env_bool("VXM_ALLOW_LOCAL_ERP")
 # Page size asked of NonSistemas (the contract's maximum is 1000). Smaller only in
 # tests that need many pages from a small catalog.
 VXM_NONSISTEMAS_PAGE_SIZE = int(os.environ.get("VXM_NONSISTEMAS_PAGE_SIZE", "1000"))
+# The longest an update may take before it stops as failed (300,000 items at the
+# contract's 10 requests a second take about a minute).
+VXM_ERP_RUN_SECONDS = int(os.environ.get("VXM_ERP_RUN_SECONDS", "3600"))
 
 LOGGING = {
     "version": 1,
