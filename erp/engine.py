@@ -195,7 +195,7 @@ def execute_run(run_id: int, *, progress: Progress | None = None) -> Run:
             run,
             stats,
             ErrorCode.INTERNAL,
-            "Falló por un error interno nuestro, no de NonSistemas. Ya quedó registrado; "
+            "Falló por un error interno nuestro, no del ERP. Ya quedó registrado; "
             "probá de nuevo en unos minutos y, si se repite, escribinos.",
         )
     run.refresh_from_db()
@@ -280,7 +280,8 @@ class Applier:
     def __init__(self, run: Run, store: Store) -> None:
         self.run = run
         self.store = store
-        self.actor = f"NonSistemas (actualización #{run.pk})"
+        self.erp_name = registry.provider(run.kind).name
+        self.actor = f"{self.erp_name} (actualización #{run.pk})"
 
     def apply(self, batch: list[ErpItem], stats: FeedStats) -> None:
         now = timezone.now()
@@ -378,10 +379,10 @@ class Applier:
                 outcome,
                 IssueKind.DISCONTINUED,
                 erp_item,
-                "Discontinuado en NonSistemas: su stock quedó en 0.",
+                f"Discontinuado en {self.erp_name}: su stock quedó en 0.",
                 sku=row.sku,
             )
-        new_price, price_problem = price_from_erp(erp_item, self.store.currency)
+        new_price, price_problem = price_from_erp(erp_item, self.store.currency, self.erp_name)
         if price_problem:
             self._issue(outcome, IssueKind.PRICE_REJECTED, erp_item, price_problem, sku=row.sku)
         stock_changes = new_stock != row.stock
@@ -418,12 +419,14 @@ def stock_from_erp(erp_item: ErpItem) -> int | None:
     return max(0, int(stock.to_integral_value(rounding=ROUND_FLOOR)))
 
 
-def price_from_erp(erp_item: ErpItem, currency: str) -> tuple[Decimal | None, str]:
+def price_from_erp(
+    erp_item: ErpItem, currency: str, erp_name: str = "El ERP"
+) -> tuple[Decimal | None, str]:
     """(price to apply, or None with the reason it is not applied)."""
     price = erp_item.price
     if price is None:
         if erp_item.price_raw is None:
-            return None, "NonSistemas no tiene precio mayorista para este ítem."
+            return None, f"{erp_name} no tiene precio mayorista para este ítem."
         return None, f"El precio mayorista no es un número: {_shown(erp_item.price_raw)}."
     if not price.is_finite():
         return None, f"El precio mayorista no es un número: {_shown(erp_item.price_raw)}."
