@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from erp import secrets
 from stores.models import Store
@@ -33,6 +34,10 @@ class Connection(models.Model):
     url = models.CharField("URL", max_length=500)
     username = models.CharField("usuario", max_length=200)
     password_encrypted = models.TextField(editable=False)
+    # The store's private certificate authority (PEM), trusted in addition to the
+    # public roots for this connection only; empty for an ERP with a public
+    # certificate. Verification is on either way (erp/url_guard.py).
+    ca_cert_pem = models.TextField("certificado de la CA", blank=True, default="")
     # The `desde` of the next incremental update, in the ERP's own clock. Only a
     # successful run moves it (docs/sync-correctness.md says how it is chosen).
     watermark = models.DateTimeField(null=True, blank=True, editable=False)
@@ -45,9 +50,13 @@ class Connection(models.Model):
     def __str__(self) -> str:
         return f"{self.store} → {self.get_kind_display()}"
 
+    # Sensitive so that a failure while encrypting never puts the password in
+    # Django's error report (see erp/secrets.py).
+    @sensitive_variables("password")
     def set_password(self, password: str) -> None:
         self.password_encrypted = secrets.encrypt(password)
 
+    @sensitive_variables()
     def get_password(self) -> str:
         return secrets.decrypt(self.password_encrypted)
 

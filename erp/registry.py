@@ -5,6 +5,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from django.conf import settings
+from django.views.decorators.debug import sensitive_variables
+
+from erp import url_guard
 from erp.errors import ErpError, ErrorCode
 from erp.secrets import SecretUnreadable
 from erp.sources import ErpSource
@@ -18,7 +22,8 @@ class Provider:
     kind: str
     name: str
     summary: str
-    # Builds the source from a base URL and credentials.
+    # Builds the source from a base URL, credentials and the store's private CA
+    # (PEM, or None for public roots only).
     make_source: Callable[..., ErpSource]
 
 
@@ -35,6 +40,8 @@ def provider(kind: str) -> Provider:
         raise ErpError(ErrorCode.INTERNAL, f"ERP desconocido: {kind}", permanent=True) from None
 
 
+# `password` is a local here: hidden from Django's error reports.
+@sensitive_variables("password")
 def source_for(connection: "Connection") -> ErpSource:
     try:
         password = connection.get_password()
@@ -45,6 +52,18 @@ def source_for(connection: "Connection") -> ErpSource:
             "cifrado del servidor). Volvé a escribir la contraseña en la configuración.",
             permanent=True,
         ) from e
+    # The stored URL passed the settings form's rules when it was saved; checked
+    # again here because rules change (VXM_ERP_ALLOWED_PORTS, an upgrade) and rows
+    # can be edited outside the form. The transport checks every address anyway;
+    # this gives the form's exact message instead of a failure deep in the client.
+    url_guard.check_url(
+        connection.url,
+        allow_local=bool(settings.VXM_ALLOW_LOCAL_ERP),
+        allowed_ports=url_guard.allowed_ports_from_settings(),
+    )
     return provider(connection.kind).make_source(
-        url=connection.url, username=connection.username, password=password
+        url=connection.url,
+        username=connection.username,
+        password=password,
+        ca_cert_pem=connection.ca_cert_pem or None,
     )

@@ -347,8 +347,8 @@ def _not_allowed(message: str) -> ErpError:
 def _internal_address_message(shown: str) -> str:
     return (
         f"La dirección {shown} pertenece a una red interna o reservada. Por seguridad "
-        "solo nos conectamos a servidores públicos en Internet: escriba la dirección "
-        f"pública de su ERP (por ejemplo {_EXAMPLE})."
+        "solo nos conectamos a servidores públicos en Internet: escribí la dirección "
+        f"pública de tu ERP (por ejemplo {_EXAMPLE})."
     )
 
 
@@ -360,7 +360,7 @@ def _parse_host(raw: str, *, allow_local: bool) -> tuple[str, IPAddress | None]:
     """
     if not raw:
         raise _malformed(
-            f"Falta el nombre del servidor: escriba la dirección completa, como {_EXAMPLE}."
+            f"Falta el nombre del servidor: escribí la dirección completa, como {_EXAMPLE}."
         )
     if raw.startswith("["):
         return _parse_ipv6_literal(raw, allow_local=allow_local)
@@ -388,7 +388,7 @@ def _parse_host(raw: str, *, allow_local: bool) -> tuple[str, IPAddress | None]:
             # A public address in octal/hex/short form: refused rather than
             # rewritten, because the admin surely did not mean what libc reads.
             raise _malformed(
-                f"Escriba la dirección IP como cuatro números decimales separados por "
+                f"Escribí la dirección IP como cuatro números decimales separados por "
                 f"puntos: «{raw}» se lee como {ip}."
             )
         return host, ip
@@ -396,14 +396,14 @@ def _parse_host(raw: str, *, allow_local: bool) -> tuple[str, IPAddress | None]:
     if not allow_local:
         if host in _LOCAL_NAMES or host.endswith(_LOCAL_SUFFIXES):
             raise _not_allowed(
-                f"«{host}» es un nombre de una red interna. Escriba la dirección pública "
-                f"de su ERP (por ejemplo {_EXAMPLE})."
+                f"«{host}» es un nombre de una red interna. Escribí la dirección pública "
+                f"de tu ERP (por ejemplo {_EXAMPLE})."
             )
         if "." not in host:
             # A single label only resolves through /etc/hosts or search domains,
             # i.e. inside our own network.
             raise _not_allowed(
-                f"Escriba el nombre completo del servidor, con su dominio "
+                f"Escribí el nombre completo del servidor, con su dominio "
                 f"(por ejemplo {_EXAMPLE} en lugar de «{host}»)."
             )
     return host, None
@@ -458,19 +458,19 @@ def check_url(
     Spaces around the URL are ignored; anywhere else they are refused.
     """
     if not isinstance(url, str) or not url.strip(" "):
-        raise _malformed(f"Escriba la dirección de su ERP, por ejemplo {_EXAMPLE}.")
+        raise _malformed(f"Escribí la dirección de tu ERP, por ejemplo {_EXAMPLE}.")
     text = url.strip(" ")
     if len(text) > _MAX_URL_LENGTH:
         raise _malformed("La dirección es demasiado larga.")
     if any(_is_invisible(ch) for ch in text):
         raise _malformed(
             "La dirección contiene espacios, saltos de línea, tabulaciones u otros "
-            "caracteres invisibles: escríbala de nuevo sin ellos."
+            "caracteres invisibles: escribila de nuevo sin ellos."
         )
     if "\\" in text:
         # Browsers read "\" as "/" and Python's urllib does not: a URL that two
         # parsers split differently is how "https://a.com\@evil/" tricks work.
-        raise _malformed(r"La dirección contiene una barra invertida (\): use solo barras (/).")
+        raise _malformed(r"La dirección contiene una barra invertida (\): usá solo barras (/).")
 
     scheme_match = _SCHEME.match(text)
     rest = text[scheme_match.end() :] if scheme_match else ""
@@ -479,7 +479,7 @@ def check_url(
     ):
         # "erp.example.com", "erp.example.com:8443/ns", "localhost:8000"...
         raise _malformed(
-            f"Escriba la dirección completa, empezando con https:// (por ejemplo {_EXAMPLE})."
+            f"Escribí la dirección completa, empezando con https:// (por ejemplo {_EXAMPLE})."
         )
     scheme = scheme_match.group(1).lower()
     allowed_schemes = ("https", "http") if allow_local else ("https",)
@@ -487,7 +487,7 @@ def check_url(
         if scheme == "http":
             raise _not_allowed(
                 "Solo se aceptan direcciones https://: la conexión con el ERP debe ir "
-                "cifrada. Cambie http:// por https://."
+                "cifrada. Cambiá http:// por https://."
             )
         raise _not_allowed(
             f"Solo se aceptan direcciones https:// (por ejemplo {_EXAMPLE}); "
@@ -495,11 +495,11 @@ def check_url(
         )
     if not rest.startswith("//"):
         raise _malformed(
-            f"Escriba la dirección completa, empezando con {scheme}:// (por ejemplo {_EXAMPLE})."
+            f"Escribí la dirección completa, empezando con {scheme}:// (por ejemplo {_EXAMPLE})."
         )
     if "?" in rest or "#" in rest:
         raise _malformed(
-            "La dirección base del ERP no lleva «?» ni «#»: borre desde ese signo en adelante."
+            "La dirección base del ERP no lleva «?» ni «#»: borrá desde ese signo en adelante."
         )
 
     authority, slash, path = rest[2:].partition("/")
@@ -508,7 +508,7 @@ def check_url(
         # Userinfo, and every "https://erp.example.com@169.254.169.254/" trick.
         raise _malformed(
             "La dirección no debe incluir usuario ni contraseña (nada antes de una «@»): "
-            "escríbalos en sus campos y deje en la dirección solo el servidor."
+            "escribilos en los campos Usuario y Contraseña y dejá en la dirección solo el servidor."
         )
 
     host_text, port_text = _split_host_port(authority)
@@ -553,7 +553,7 @@ def _parse_port(
     if not allow_local and port not in allowed:
         shown = ", ".join(str(p) for p in sorted(allowed)) or "ninguno"
         raise _not_allowed(
-            f"El puerto {port} no está permitido. Use el puerto estándar de https "
+            f"El puerto {port} no está permitido. Usá el puerto estándar de https "
             f"(sin escribir puerto) o uno de estos: {shown}."
         )
     return port
@@ -572,7 +572,7 @@ def _normalize_path(path: str) -> str:
         )
     if "//" in encoded:
         raise _malformed(
-            "La ruta de la dirección no puede tener «//»: escríbala tal como figura en su ERP."
+            "La ruta de la dirección no puede tener «//»: escribila tal como figura en tu ERP."
         )
     if "%" in _PCT.sub("", encoded):
         raise _malformed("La ruta de la dirección tiene un «%» que no es un código válido.")
@@ -588,7 +588,7 @@ def _normalize_path(path: str) -> str:
             if decoded in (".", ".."):
                 raise _malformed(
                     "La ruta de la dirección no puede tener «/./» ni «/../»: "
-                    "escríbala tal como figura en su ERP."
+                    "escribila tal como figura en tu ERP."
                 )
         return "/" + "/".join(segments) + "/"
     return "/"
@@ -641,7 +641,7 @@ def _resolve_checked(host: str, port: int, *, allow_local: bool) -> list[IPAddre
         temporary = e.errno in (socket.EAI_AGAIN, getattr(socket, "EAI_SYSTEM", None))
         raise ErpError(
             ErrorCode.DNS,
-            f"No encontramos el servidor «{name}». Revise que el nombre esté bien "
+            f"No encontramos el servidor «{name}». Revisá que el nombre esté bien "
             "escrito (por ejemplo miempresa.nonsistemas.com).",
             permanent=not temporary,
         ) from e
@@ -661,7 +661,7 @@ def _resolve_checked(host: str, port: int, *, allow_local: bool) -> list[IPAddre
     if not addresses:
         raise ErpError(
             ErrorCode.DNS,
-            f"El servidor «{name}» no tiene direcciones. Revise que el nombre esté bien escrito.",
+            f"El servidor «{name}» no tiene direcciones. Revisá que el nombre esté bien escrito.",
             permanent=True,
         )
     refused = [ip for ip in addresses if _is_refused(ip, allow_local=allow_local)]
@@ -801,7 +801,7 @@ def _ssl_context(ca_cert_pem: str | None) -> ssl.SSLContext:
         except (ssl.SSLError, ValueError, TypeError) as e:
             raise ErpError(
                 ErrorCode.TLS,
-                "El certificado de la autoridad (CA) de su ERP no se puede leer: pegue el "
+                "El certificado de la autoridad (CA) de tu ERP no se puede leer: pegá el "
                 "certificado en formato PEM, desde -----BEGIN CERTIFICATE----- hasta "
                 "-----END CERTIFICATE-----.",
                 permanent=True,

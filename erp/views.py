@@ -12,6 +12,7 @@ from typing import Any
 from django.contrib import messages
 from django.core.exceptions import ImproperlyConfigured
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.db.models import Count, Model, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -24,7 +25,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from catalog.models import ItemChange
 from erp import actions, registry, reports
 from erp.engine import NotConnected, UpdateAlreadyRunning, expire_stale_runs
-from erp.forms import ConnectionForm, UpdateForm
+from erp.forms import ConnectionForm, UpdateForm, ca_summaries
 from erp.models import (
     ACTIVE_STATUSES,
     FINISHED_STATUSES,
@@ -144,19 +145,58 @@ def integrations(request: HttpRequest, store: Store) -> HttpResponse:
     )
 
 
+def _finished_run_parts(store: Store) -> dict[str, Any]:
+    """What the integrations page shows about past runs (provider cards, recent
+    runs), for the status answer that replaces them out of band once the followed
+    run finished. Nothing without a connection: the page then polls no status."""
+    connection = Connection.objects.filter(store=store).first()
+    if connection is None:
+        return {}
+    return {
+        "oob": True,
+        "cards": [
+            {"provider": provider, "connection": connection if connection.kind == kind else None}
+            for kind, provider in registry.providers().items()
+        ],
+        "connection": connection,
+        "state": connection_state(store, connection),
+        "recent_runs": Run.objects.filter(store=store).select_related("requested_by")[
+            :RECENT_RUNS_SHOWN
+        ],
+    }
+
+
 @store_view
 @require_safe
 def status(request: HttpRequest, store: Store) -> HttpResponse:
     """The run status box alone, which htmx polls while a run is queued or running.
 
     Once the run has finished the box comes back without its polling trigger,
-    so htmx stops asking.
+    so htmx stops asking, and that last answer brings the rest of the page up to
+    date without a reload: on the integrations page the provider card and the
+    recent runs come along as out-of-band swaps (and the stale "pedida" message
+    goes). A run's page polls with `?run=<id>`: the box follows that run, and
+    once it finished htmx is told to reload the page (HX-Refresh), since all of
+    that page is about the run.
     """
     if not request.headers.get("HX-Request"):
         # Only htmx asks for the bare box; a person who lands here gets the page.
         return redirect(_integrations_url(store))
     expire_stale_runs(store)
-    return _render(request, store, "erp/_status.html", {"status_run": _status_run(store)})
+    run_id = _int_param(request, "run")
+    if run_id is not None:
+        followed = _store_run(store, run_id)
+        response = _render(
+            request, store, "erp/_status.html", {"status_run": followed, "follow_run": True}
+        )
+        if not followed.is_active:
+            response["HX-Refresh"] = "true"
+        return response
+    run = _status_run(store)
+    context: dict[str, Any] = {"status_run": run}
+    if run is not None and not run.is_active:
+        context.update(_finished_run_parts(store))
+    return _render(request, store, "erp/_status_poll.html", context)
 
 
 # ---- Settings, verify, update ------------------------------------------------------
@@ -173,17 +213,24 @@ def connection_settings(request: HttpRequest, store: Store, kind: str) -> HttpRe
         raise Http404("No existe ese ERP.")
     connection = Connection.objects.filter(store=store).first()
     if request.method == "POST":
-        form = ConnectionForm(request.POST, kind=kind, connection=connection)
+        form = ConnectionForm(request.POST, request.FILES, kind=kind, connection=connection)
         if form.is_valid():
             try:
-                actions.save_settings(
-                    store,
-                    kind=kind,
-                    url=form.cleaned_data["url"],
-                    username=form.cleaned_data["username"],
-                    password=form.new_password,
-                    user=request.user,
-                )
+                # The CA is saved with the rest, or not at all.
+                with transaction.atomic():
+                    saved = actions.save_settings(
+                        store,
+                        kind=kind,
+                        url=form.cleaned_data["url"],
+                        username=form.cleaned_data["username"],
+                        password=form.new_password,
+                        user=request.user,
+                    )
+                    new_ca = form.new_ca_cert_pem
+                    if new_ca is None and connection is not None and connection.kind != kind:
+                        # Another ERP: the old one's private CA is not trusted for it.
+                        new_ca = ""
+                    _save_ca_certificate(store, saved, new_ca, request.user)
             except actions.ServerChangeWhileRunning as e:
                 form.add_error("url", str(e))
             else:
@@ -202,7 +249,43 @@ def connection_settings(request: HttpRequest, store: Store, kind: str) -> HttpRe
         request,
         store,
         "erp/settings.html",
-        {"provider": provider, "form": form, "connection": connection, "replaces": replaces},
+        {
+            "provider": provider,
+            "form": form,
+            "connection": connection,
+            "replaces": replaces,
+            "ca_certs": ca_summaries(connection.ca_cert_pem) if connection is not None else [],
+        },
+    )
+
+
+def _save_ca_certificate(
+    store: Store, connection: Connection, new_ca: str | None, user: Any
+) -> None:
+    """Store (PEM), remove ("") or keep (None) the connection's private CA, audited.
+
+    Called in one transaction with actions.save_settings, so the change and its
+    audit row commit together with the rest of the settings, or not at all.
+    (actions.save_settings knows nothing of the CA; `vxm erp configure` cannot
+    set one.)
+    """
+    if new_ca is None or new_ca == connection.ca_cert_pem:
+        return
+    Connection.objects.filter(pk=connection.pk).update(ca_cert_pem=new_ca)
+    connection.ca_cert_pem = new_ca
+    if new_ca:
+        described = "; ".join(
+            f"{ca.subject} (vence {ca.not_after:%Y-%m-%d})" for ca in ca_summaries(new_ca)
+        )
+        detail = f"Certificado de CA nuevo: {described}"
+    else:
+        detail = "Certificado de CA quitado"
+    AuditEvent.objects.create(
+        store=store,
+        user=user if user is not None and user.is_authenticated else None,
+        actor=actions.actor_name(user),
+        action=AuditAction.CONFIGURED,
+        detail=detail[:500],
     )
 
 

@@ -26,8 +26,8 @@ def _env_list(name: str, default: str = "") -> list[str]:
 
 
 DEBUG = _env_bool("VXM_DEBUG")
-# A development key is only acceptable while DEBUG or the local ERP switch is on;
-# `vxm check --deploy` rejects it.
+# A development key is only acceptable on a developer's machine: `vxm check
+# --deploy` rejects it (erp/checks.py, which knows this exact value).
 SECRET_KEY = os.environ.get("VXM_SECRET_KEY", "insecure-development-key-change-me")
 ALLOWED_HOSTS = _env_list("VXM_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
 CSRF_TRUSTED_ORIGINS = _env_list("VXM_CSRF_TRUSTED_ORIGINS")
@@ -119,7 +119,7 @@ LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
 LANGUAGE_CODE = "es"
-LANGUAGES = [("es", "Español"), ("en", "English")]
+LANGUAGES = [("es", "Español")]  # English comes back once the product is translated.
 TIME_ZONE = "America/Argentina/Buenos_Aires"
 USE_I18N = True
 USE_TZ = True
@@ -127,9 +127,41 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 
-SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SECURE = _env_bool("VXM_SECURE_COOKIES")
+# ---- HTTPS, cookies, browser protections (docs/security.md) ------------------------
+# VXM_HTTPS=1 says the site is served over https only, as in production: it turns
+# on the redirect to https, HSTS and secure-only cookies, which is what
+# `vxm check --deploy` asks for. Off by default because the demo and a developer's
+# server are plain http on 127.0.0.1, where a secure-only cookie is never sent back
+# and logging in would silently fail.
+VXM_HTTPS = _env_bool("VXM_HTTPS")
+SECURE_SSL_REDIRECT = VXM_HTTPS
+SESSION_COOKIE_SECURE = _env_bool("VXM_SECURE_COOKIES", VXM_HTTPS)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SESSION_COOKIE_HTTPONLY = True
+# HSTS: browsers refuse plain http for this host for a year. Sent only on https
+# responses, so it needs VXM_HTTPS; each part can be turned down from the
+# environment (VXM_HSTS_SECONDS=0 disables it), at the cost of a deploy warning.
+SECURE_HSTS_SECONDS = int(os.environ.get("VXM_HSTS_SECONDS", "31536000" if VXM_HTTPS else "0"))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _env_bool("VXM_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = _env_bool("VXM_HSTS_PRELOAD", True)
+# VXM_BEHIND_PROXY=1 only when a reverse proxy terminates TLS and sets
+# X-Forwarded-Proto and X-Forwarded-For itself (overwriting what clients send):
+# then Django trusts the proxy's word that the request was https, and the login
+# rate limit counts per the client address the proxy saw (vxm/auth.py). Without a
+# proxy a client could forge both headers, so it is off by default.
+VXM_BEHIND_PROXY = _env_bool("VXM_BEHIND_PROXY")
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if VXM_BEHIND_PROXY else None
+# Django's defaults, spelled out because they are part of the security posture.
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
+# Failed logins allowed per username and per client address within the window,
+# counted in the database (vxm/auth.py).
+VXM_LOGIN_FAILURES_PER_USERNAME = int(os.environ.get("VXM_LOGIN_FAILURES_PER_USERNAME", "5"))
+VXM_LOGIN_FAILURES_PER_ADDRESS = int(os.environ.get("VXM_LOGIN_FAILURES_PER_ADDRESS", "20"))
+VXM_LOGIN_FAILURE_WINDOW_MINUTES = int(os.environ.get("VXM_LOGIN_FAILURE_WINDOW_MINUTES", "15"))
 
 # ERP integration settings.
 # Fernet keys, comma-separated: the first encrypts, all decrypt (see docs/security.md).

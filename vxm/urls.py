@@ -2,10 +2,12 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from vxm import views
+from vxm.auth import RateLimitedLoginView
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path("login/", auth_views.LoginView.as_view(), name="login"),
+    # Failed logins are rate-limited per username and per address (vxm/auth.py).
+    path("login/", RateLimitedLoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("s/<slug:store_slug>/catalog/", include("catalog.urls")),
     path("s/<slug:store_slug>/integrations/", include("erp.urls")),

@@ -364,7 +364,7 @@ class NonSistemasClient:
                 raise ErpError(
                     ErrorCode.ABSURD_RESPONSE,
                     f"Se pidió la página {pagina} del stock y el ERP respondió la página "
-                    f"{page.pagina}. Consulte a su proveedor de NonSistemas.",
+                    f"{page.pagina}. Consultá con tu proveedor de NonSistemas.",
                 )
             return page
 
@@ -472,7 +472,7 @@ class NonSistemasClient:
                 ErrorCode.ABSURD_RESPONSE,
                 f"El ERP envió una respuesta de más de "
                 f"{self._max_response_bytes / 1_000_000:g} MB y se dejó de leer. "
-                "Consulte a su proveedor de NonSistemas.",
+                "Consultá con tu proveedor de NonSistemas.",
             ) from e
         except _TooSlow as e:
             raise _transient(
@@ -519,7 +519,7 @@ class NonSistemasClient:
         except httpx.HTTPError as e:
             # LocalProtocolError and the like: a fault of this client, not of the ERP.
             raise ErpError(
-                ErrorCode.INTERNAL, "Error interno al hablar con el ERP; avise a soporte."
+                ErrorCode.INTERNAL, "Error interno al hablar con el ERP; avisá a soporte."
             ) from e
         return response
 
@@ -534,13 +534,13 @@ class NonSistemasClient:
                 return _transient(
                     ErrorCode.DNS,
                     f"No se pudo averiguar la dirección de «{host}»: el DNS no responde. "
-                    "Revise la conexión a internet del servidor.",
+                    "Revisá la conexión a internet del servidor.",
                     e,
                 )
             return _chained(
                 ErpError(
                     ErrorCode.DNS,
-                    f"El nombre «{host}» no existe. Revise cómo está escrito el servidor en "
+                    f"El nombre «{host}» no existe. Revisá cómo está escrito el servidor en "
                     "la URL.",
                     permanent=True,
                 ),
@@ -552,21 +552,21 @@ class NonSistemasClient:
             if cert.verify_code in _NAME_MISMATCH_CODES or "mismatch" in verify_message:
                 message = (
                     f"El certificado de seguridad del servidor no es válido para «{host}». "
-                    "Verifique que la URL tenga el nombre exacto que le dio su proveedor de "
-                    "NonSistemas; si es ese, el proveedor debe corregir el certificado."
+                    "Verificá que la URL tenga el nombre exacto que te dio tu proveedor de "
+                    "NonSistemas; si es ese, el proveedor tiene que corregir el certificado."
                 )
             else:
                 message = (
                     f"El certificado de seguridad de «{host}» no es de confianza (autofirmado, "
-                    "vencido o de una entidad no reconocida). Su proveedor de NonSistemas "
-                    "debe instalar un certificado válido."
+                    "vencido o de una entidad no reconocida). Tu proveedor de NonSistemas "
+                    "tiene que instalar un certificado válido."
                 )
             return _chained(ErpError(ErrorCode.TLS, message, permanent=True), e)
         if _find_cause(e, ssl.SSLError) is not None:
             return _chained(
                 ErpError(
                     ErrorCode.TLS,
-                    f"No se pudo establecer una conexión segura con «{host}». Verifique con su "
+                    f"No se pudo establecer una conexión segura con «{host}». Preguntale a tu "
                     "proveedor de NonSistemas si la URL empieza con https o con http.",
                     permanent=True,
                 ),
@@ -579,14 +579,14 @@ class NonSistemasClient:
             return _chained(
                 ErpError(
                     ErrorCode.REFUSED,
-                    f"Nadie responde en {self._address()}: la conexión fue rechazada. Revise "
-                    "la URL y el puerto, o si el servidor de NonSistemas está encendido.",
+                    f"Nadie responde en {self._address()}: la conexión fue rechazada. Revisá "
+                    "la URL, el puerto y que el servidor de NonSistemas esté encendido.",
                 ),
                 e,
             )
         return _transient(
             ErrorCode.CONNECTION,
-            f"No se pudo conectar con {self._address()}. Revise la URL y la conexión a "
+            f"No se pudo conectar con {self._address()}. Revisá la URL y la conexión a "
             "internet del servidor.",
             e,
         )
@@ -642,7 +642,7 @@ class NonSistemasClient:
             # Well-formed JSON without a usable token: asking again gives the same.
             raise ErpError(
                 ErrorCode.BAD_RESPONSE,
-                "El ERP respondió el inicio de sesión sin un token válido. Consulte a su "
+                "El ERP respondió el inicio de sesión sin un token válido. Consultá con tu "
                 "proveedor de NonSistemas.",
             )
         if self._login_count:
@@ -663,8 +663,8 @@ class NonSistemasClient:
             )
             raise ErpError(
                 ErrorCode.NOT_ERP,
-                f"La URL {self._base_display} redirige a {target}. Escriba en el campo URL la "
-                "dirección final que le dio su proveedor de NonSistemas.",
+                f"La URL {self._base_display} redirige a {target}. Escribí en el campo URL la "
+                "dirección final que te dio tu proveedor de NonSistemas.",
                 permanent=True,
             )
         if status == 429:
@@ -677,7 +677,7 @@ class NonSistemasClient:
             raise _transient(
                 ErrorCode.SERVER_ERROR,
                 f"El ERP está fallando (HTTP {status}{detail}). Suele ser pasajero; si se "
-                "repite, consulte a su proveedor de NonSistemas.",
+                "repite, consultá con tu proveedor de NonSistemas.",
                 retry_after=self._retry_after(response),
             )
         if status == 408:
@@ -687,7 +687,7 @@ class NonSistemasClient:
         if status >= 500:
             raise ErpError(
                 ErrorCode.SERVER_ERROR,
-                f"El ERP respondió con un error (HTTP {status}{detail}). Consulte a su "
+                f"El ERP respondió con un error (HTTP {status}{detail}). Consultá con tu "
                 "proveedor de NonSistemas.",
             )
         if endpoint == "version" or status in (404, 405, 410):
@@ -695,8 +695,8 @@ class NonSistemasClient:
         if endpoint == "login" and status == 401:
             raise ErpError(
                 ErrorCode.BAD_CREDENTIALS,
-                "NonSistemas rechazó el usuario o la contraseña de la API. Verifíquelos y "
-                "vuelva a guardarlos.",
+                "NonSistemas rechazó el usuario o la contraseña de la API. Revisalos y "
+                "volvé a guardarlos.",
                 permanent=True,
             )
         if status == 401:
@@ -704,13 +704,13 @@ class NonSistemasClient:
             raise ErpError(
                 ErrorCode.TOKEN,
                 f"El ERP rechazó la sesión aun recién iniciada (HTTP 401{detail}). Si se "
-                "repite, consulte a su proveedor de NonSistemas.",
+                "repite, consultá con tu proveedor de NonSistemas.",
             )
         if status == 403:
             raise ErpError(
                 ErrorCode.NO_API_ACCESS,
                 "El usuario existe en NonSistemas pero no tiene habilitado el acceso a la API. "
-                "Pida al administrador de NonSistemas que lo habilite, o use un usuario de API.",
+                "Pedile al administrador de NonSistemas que lo habilite, o usá un usuario de API.",
                 permanent=True,
             )
         if status == 400:
@@ -718,7 +718,7 @@ class NonSistemasClient:
             raise ErpError(
                 ErrorCode.INTERNAL,
                 f"El ERP rechazó la consulta por un parámetro inválido{said}. Es una falla de "
-                "la integración: avise a soporte.",
+                "la integración: avisá a soporte.",
             )
         raise ErpError(
             ErrorCode.BAD_RESPONSE,
@@ -729,7 +729,7 @@ class NonSistemasClient:
         return ErpError(
             ErrorCode.NOT_ERP,
             f"La URL {self._base_display} responde, pero no es una API de NonSistemas. "
-            "Verifique la URL que le dio su proveedor de NonSistemas.",
+            "Verificá la URL que te dio tu proveedor de NonSistemas.",
             permanent=True,
         )
 

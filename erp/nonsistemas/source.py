@@ -5,25 +5,44 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
+from django.views.decorators.debug import sensitive_variables
 
 from erp.nonsistemas.client import NonSistemasClient
 from erp.nonsistemas.feed import ChangeReader
-from erp.nonsistemas.wire import MAX_PAGE_SIZE
+from erp.nonsistemas.wire import MAX_PAGE_SIZE, StockPage
 from erp.registry import Provider
 from erp.sources import Feed, FeedStats, Verification
 
 
 class NonSistemasSource:
-    def __init__(self, *, url: str, username: str, password: str) -> None:
+    """Every call into the client goes through a `sensitive_variables()` method.
+
+    Django's error report hides the local variables of every frame below the
+    nearest decorated caller, so a crash anywhere inside httpx/httpcore (whose
+    frames hold the login body with the password and the request headers with
+    the Bearer token) reports stars there, never the values.
+    """
+
+    @sensitive_variables()
+    def __init__(
+        self, *, url: str, username: str, password: str, ca_cert_pem: str | None = None
+    ) -> None:
         self._credentials = (url, username, password)
+        self._ca_cert_pem = ca_cert_pem
         self.client: NonSistemasClient | None = None
 
+    @sensitive_variables()
     def _new_client(self, **options: Any) -> NonSistemasClient:
         from erp.url_guard import guarded_transport
 
-        transport = guarded_transport(allow_local=bool(settings.VXM_ALLOW_LOCAL_ERP))
+        # Certificate verification stays on: the store's private CA (if any) is
+        # trusted in addition to the public roots, never instead of verifying.
+        transport = guarded_transport(
+            allow_local=bool(settings.VXM_ALLOW_LOCAL_ERP), ca_cert_pem=self._ca_cert_pem
+        )
         return NonSistemasClient(*self._credentials, transport=transport, **options)
 
+    @sensitive_variables()
     def verify(self) -> Verification:
         # An admin is waiting on the page: one quick retry, not a run's patience.
         with self._new_client(max_retries=1, timeout=10.0, request_deadline=20.0) as client:
@@ -38,7 +57,7 @@ class NonSistemasSource:
         # Smaller pages only in tests, to exercise multi-page paging on small catalogs.
         page_size = int(getattr(settings, "VXM_NONSISTEMAS_PAGE_SIZE", MAX_PAGE_SIZE))
         reader = ChangeReader(
-            self.client.stock_page,
+            self._stock_page,
             since,
             stats,
             page_size=page_size,
@@ -53,6 +72,13 @@ class NonSistemasSource:
 
         feed.batches = batches()
         return feed
+
+    @sensitive_variables()
+    def _stock_page(self, **kwargs: Any) -> StockPage:
+        # The feed's generator frames cannot be decorated (the decorator's frame is
+        # gone once it has returned the generator): each page fetch is, instead.
+        assert self.client is not None
+        return self.client.stock_page(**kwargs)
 
     def close(self) -> None:
         if self.client is not None:

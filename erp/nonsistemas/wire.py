@@ -78,7 +78,7 @@ def endpoint_url(base_url: str, path: str) -> str:
         raise ErpError(
             ErrorCode.MALFORMED_URL,
             "La URL del ERP no debe incluir usuario ni contraseña: "
-            "escríbalos en sus campos y deje en la URL solo la dirección.",
+            "escribilos en los campos Usuario y Contraseña y dejá en la URL solo la dirección.",
             permanent=True,
         )
     prefix = parts.path.rstrip("/")
@@ -247,7 +247,7 @@ def _bad_page(detail: str) -> ErpError:
     return ErpError(
         ErrorCode.BAD_RESPONSE,
         f"El ERP respondió la consulta de stock con un formato inesperado ({detail}). "
-        "Si se repite, consulte a su proveedor de NonSistemas.",
+        "Si se repite, consultá con tu proveedor de NonSistemas.",
     )
 
 
@@ -255,7 +255,7 @@ def _absurd_page(detail: str) -> ErpError:
     return ErpError(
         ErrorCode.ABSURD_RESPONSE,
         f"El ERP respondió la consulta de stock con datos imposibles ({detail}). "
-        "Si se repite, consulte a su proveedor de NonSistemas.",
+        "Si se repite, consultá con tu proveedor de NonSistemas.",
     )
 
 

@@ -4,6 +4,7 @@ from datetime import timedelta
 
 from django import template
 
+from catalog.templatetags.money import thousands
 from erp.actions import requested_by_label
 from erp.models import Run
 
@@ -23,6 +24,22 @@ COUNT_LABELS = (
     ("price_rejected", "Precios no aplicados"),
     ("discontinued", "Discontinuados"),
 )
+
+# How the status box words each count, singular and plural. The first four are
+# always shown (a 0 there is news); the rest only when they are not 0.
+SUMMARY_WORDS = (
+    ("received", "recibido", "recibidos"),
+    ("matched", "encontrado en la tienda", "encontrados en la tienda"),
+    ("stock_changed", "con stock cambiado", "con stock cambiado"),
+    ("price_changed", "con precio cambiado", "con precio cambiado"),
+    ("unchanged", "sin cambios", "sin cambios"),
+    ("unmatched", "código sin producto en la tienda", "códigos sin producto en la tienda"),
+    ("ambiguous", "SKU ambiguo", "SKU ambiguos"),
+    ("invalid", "inválido", "inválidos"),
+    ("price_rejected", "precio no aplicado", "precios no aplicados"),
+    ("discontinued", "discontinuado", "discontinuados"),
+)
+SUMMARY_ALWAYS = 4
 
 
 @register.filter
@@ -55,3 +72,15 @@ def run_counts(run: Run) -> list[tuple[str, str, int]]:
 @register.simple_tag
 def count_labels() -> tuple[tuple[str, str], ...]:
     return COUNT_LABELS
+
+
+@register.filter
+def run_summary(run: Run) -> list[str]:
+    """["6 recibidos", "6 encontrados en la tienda", ...]: the counts of a finished
+    run in words, the first four always, the others only when not 0."""
+    parts = []
+    for position, (name, singular, plural) in enumerate(SUMMARY_WORDS):
+        value = getattr(run, name)
+        if value or position < SUMMARY_ALWAYS:
+            parts.append(f"{thousands(value)} {singular if value == 1 else plural}")
+    return parts

@@ -255,12 +255,6 @@ def test_a_crash_while_saving_keeps_the_password_out_of_the_error_report(
         assert ERP_PASSWORD not in body
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="erp/secrets.py encrypt(plaintext) lacks @sensitive_variables('plaintext'): when "
-    "encryption fails (no VXM_ENCRYPTION_KEYS) its frame's `plaintext` (the password) "
-    "is in the admins' HTML error report.",
-)
 def test_a_missing_encryption_key_keeps_the_password_out_of_the_error_report(
     admin_user, store, standin, settings, caplog
 ):
@@ -523,7 +517,7 @@ def test_update_applies_the_rules_and_the_run_page_shows_what_happened(
     ]:
         assert f"{value} {label}" in page
     assert "ACE-0001 Descripción de ace-0001" not in page  # names are the store's
-    assert "ACE-0001 ACE-0001 5 → 340 100,00 → 18 250,00" in page
+    assert "ACE-0001 ACE-0001 5 → 340 $ 100,00 → $ 18.250,00" in page
     assert "NEG-1 NEG-1 7 → 0 sin cambio" in page
     assert "GHOST-9" in page and "Ningún producto de la tienda tiene este SKU" in page
     assert "no se actualizó ninguno" in page
@@ -614,7 +608,7 @@ def test_incremental_update_after_an_erp_edit_sees_only_that_change(
     assert "Completada" in text(response)
 
     page = text(admin_client.get(url("run", store, run.pk)))
-    assert "ACE-0001 ACE-0001 sin cambio 18 250,00 → 19 000,00" in page
+    assert "ACE-0001 ACE-0001 sin cambio $ 18.250,00 → $ 19.000,00" in page
 
 
 def test_failed_update_says_why_and_the_store_needs_attention(

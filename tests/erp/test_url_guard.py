@@ -581,7 +581,7 @@ def test_resolve_dns_failure(dns: FakeDNS) -> None:
         resolve_and_check("erp.misspelled-example.com", 443, allow_local=False)
     assert info.value.code == ErrorCode.DNS
     assert info.value.permanent is True
-    assert "Revise" in info.value.message and "escrito" in info.value.message
+    assert "Revisá" in info.value.message and "escrito" in info.value.message
 
     dns.set("erp.example.com", socket.gaierror(socket.EAI_AGAIN, "Temporary failure"))
     with pytest.raises(ErpError) as info:

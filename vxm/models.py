@@ -1,0 +1,27 @@
+"""What the product itself keeps outside any app: failed login attempts."""
+
+from django.db import models
+from django.utils import timezone
+
+
+class LoginAttempt(models.Model):
+    """A login attempt that failed, or is being checked right now (vxm/auth.py).
+
+    Rows older than the rate limit's window are deleted as new attempts come in,
+    so the table stays as small as the attacks of the last few minutes.
+    """
+
+    # Normalized (stripped, case-folded) as typed: it need not be a real user.
+    username = models.CharField(max_length=150)
+    address = models.GenericIPAddressField()
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["username", "at"], name="loginattempt_username_at"),
+            models.Index(fields=["address", "at"], name="loginattempt_address_at"),
+            models.Index(fields=["at"], name="loginattempt_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.username} from {self.address}"
