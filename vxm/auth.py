@@ -86,7 +86,15 @@ def _retry_at(earlier: "QuerySet[LoginAttempt]", limit: int, window: timedelta) 
     return recent[limit - 1] + window
 
 
-class _RefusedForm(AuthenticationForm):
+class LoginForm(AuthenticationForm):
+    # Django's Spanish text speaks of a "nombre de usuario" under a field labelled Email.
+    error_messages = {
+        **AuthenticationForm.error_messages,
+        "invalid_login": "El email o la contraseña no son correctos. Revisalos y probá de nuevo.",
+    }
+
+
+class _RefusedForm(LoginForm):
     """The login form, answering "wait" without checking the password."""
 
     def __init__(self, *args: Any, message: str, **kwargs: Any) -> None:
@@ -98,6 +106,7 @@ class _RefusedForm(AuthenticationForm):
 
 
 class RateLimitedLoginView(LoginView):
+    authentication_form = LoginForm
     attempt: LoginAttempt | None = None
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:

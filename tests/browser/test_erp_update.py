@@ -174,7 +174,7 @@ def test_admin_connects_verifies_updates_and_sees_exactly_what_changed(
         ("BUL-0002", "Bulón 8 mm x 100", (10, 12), None),
         ("CAB-0003", "Cable unipolar 2,5 mm x 100 m", None, (Decimal("50.00"), Decimal("55.50"))),
     ]
-    issues = page.locator("#no-aplicados ~ table").first
+    issues = page.locator("#no-aplicados ~ .table-wrap table").first
     assert sorted((kind, code, sku) for kind, code, sku, _ in table_rows(issues)) == [
         (UNMATCHED, "FANT-9002", "—"),
         (UNMATCHED, "GHOST-9001", "—"),
@@ -238,7 +238,7 @@ def catalog_shown(page: Any) -> dict[str, tuple[Decimal, Decimal]]:
 
 def changes_shown(page: Any) -> list[tuple[Any, ...]]:
     """The run page's changes: (SKU, name, stock old → new, price old → new)."""
-    table = page.locator("#cambios ~ table").first
+    table = page.locator("#cambios ~ .table-wrap table").first
     return [
         (sku, name, before_after(stock), before_after(price))
         for sku, name, stock, price in table_rows(table)
