@@ -533,7 +533,11 @@ def test_hostile_urls_are_refused_at_connect_time(store, settings, monkeypatch, 
     dns = fake_dns(monkeypatch, RESOLVING, default=["10.0.0.5"])
     connection = connect_to(store, "https://placeholder.example.com/")
     outcomes = {}
+    from django.db import connection as db
+
     for url in ALL_HOSTILE:
+        if "\x00" in url and db.vendor == "postgresql":
+            continue  # PostgreSQL cannot store it at all, so it can never be connected to
         Connection.objects.filter(pk=connection.pk).update(url=url)
         # A fresh store each time: it caches its connection.
         outcome = actions.verify_connection(Store.objects.get(pk=store.pk))
