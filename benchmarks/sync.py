@@ -142,10 +142,8 @@ def main() -> None:
                 + (f", Python heap peak {heap / 2**20:,.1f} MiB" if heap else "")
             )
 
-        engine = connection.vendor
-        print(
-            f"{args.items:,} items, database {engine}, stand-in rate limit {'on' if args.rate_limit else 'off'}"
-        )
+        limit = "on" if args.rate_limit else "off"
+        print(f"{args.items:,} items, database {connection.vendor}, stand-in rate limit {limit}")
         measured("full update (every item changed)", full=False)
         control.advance(600)
         changed = erp_items[::100]

@@ -1,12 +1,20 @@
 """The store's catalog: sellable items by SKU, and the history of their stock and price."""
 
+from datetime import datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
 from stores.models import Store
+
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
+    from django.contrib.auth.models import AnonymousUser
+
+    from erp.models import Run
 
 LOW_STOCK_THRESHOLD = 5
 
@@ -50,9 +58,9 @@ class Item(models.Model):
     def __str__(self) -> str:
         return f"{self.sku} {self.name}"
 
-    def save(self, *args: object, **kwargs: object) -> None:
+    def save(self, *args: Any, **kwargs: Any) -> None:
         self.sku_key = sku_key(self.sku)
-        super().save(*args, **kwargs)  # type: ignore[arg-type]
+        super().save(*args, **kwargs)
 
 
 class ChangeSource(models.TextChoices):
@@ -87,7 +95,11 @@ class ItemChange(models.Model):
 
     class Meta:
         ordering = ["-at", "-id"]
-        indexes = [models.Index(fields=["item", "-at"], name="itemchange_item_at")]
+        indexes = [
+            models.Index(fields=["item", "-at"], name="itemchange_item_at"),
+            # A run's list of changes is paged by id.
+            models.Index(fields=["run", "id"], name="itemchange_run_id"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.item_id} {self.source} {self.at:%Y-%m-%d %H:%M}"
@@ -107,16 +119,17 @@ def change_for(
     new_stock: int | None,
     new_price: Decimal | None,
     source: str,
-    at: object,
+    at: datetime,
     actor: str,
-    user: object = None,
-    run: object = None,
+    user: "AbstractBaseUser | AnonymousUser | None" = None,
+    run: "Run | None" = None,
 ) -> ItemChange | None:
     """Apply a stock/price change to `item` in memory and return its history row.
 
     Returns None when nothing changes, so callers write neither the item nor a
     history entry: running the same update twice changes nothing the second time.
-    The caller saves both (in bulk, in one transaction).
+    The caller saves both (in bulk, in one transaction). `user` is whoever made the
+    change, if anyone (an anonymous user counts as no one).
     """
     stock_changes = new_stock is not None and new_stock != item.stock
     price_changes = new_price is not None and new_price != item.wholesale_price
@@ -128,14 +141,13 @@ def change_for(
         at=at,
         source=source,
         actor=actor,
-        user=user,
+        user_id=None if user is None else user.pk,
         run=run,
     )
-    if stock_changes:
+    if stock_changes and new_stock is not None:
         change.old_stock, change.new_stock = item.stock, new_stock
-        item.stock = new_stock  # type: ignore[assignment]
-    if price_changes:
+        item.stock = new_stock
+    if price_changes and new_price is not None:
         change.old_price, change.new_price = item.wholesale_price, new_price
-        item.wholesale_price = new_price  # type: ignore[assignment]
+        item.wholesale_price = new_price
     return change
-

@@ -1,4 +1,4 @@
-"""Bulk writes of stock, prices and history, in plain parameterised SQL.
+"""Bulk writes of items, stock, prices and history, in plain parameterised SQL.
 
 Shared by everything that changes many items at once (CSV import, ERP updates).
 Django's bulk_update builds a CASE WHEN per field with a branch per row, which
@@ -16,13 +16,27 @@ from typing import Any
 from django.db import connection
 from django.db.models import Field, Model
 
-from catalog.models import Item, ItemChange
+from catalog.models import Item, ItemChange, sku_key
 
 # (item id, old stock, new stock, old price, new price); None = that field unchanged.
 Change = tuple[int, int | None, int | None, Decimal | None, Decimal | None]
 
+# Rows per statement: bounded so that one statement's SQL text stays a few hundred KB.
+_BATCH_ROWS = 5000
+
+# The type of each updatable Item column in a PostgreSQL VALUES list, which has none
+# of its own. text and numeric rather than varchar(300) and numeric(14, 2): those
+# casts would silently cut or round a value that the column itself refuses.
+_PG_TYPES = {"name": "text", "stock": "bigint", "wholesale_price": "numeric"}
+
 
 class CatalogWriter:
+    """Writes one store's items and their history, all stamped with `at`.
+
+    `source`, `actor`, `user_id` and `run_id` go into every history row. Call it
+    inside a transaction: a batch is several statements.
+    """
+
     def __init__(
         self,
         store_id: int,
@@ -48,15 +62,19 @@ class CatalogWriter:
     def price(self, value: Decimal | None) -> Any:
         return None if value is None else self._price(value, 14, 2)
 
+    def _rows_per_statement(self, params_per_row: int, extra_params: int = 0) -> int:
+        # SQLite caps the parameters of one statement (32,766 nowadays).
+        limit = connection.features.max_query_params or 65_535
+        return max(1, min((limit - extra_params) // params_per_row, _BATCH_ROWS))
+
     def insert(self, model: type[Model], names: list[str], rows: list[tuple[Any, ...]]) -> None:
+        """Rows of values (already adapted) for the fields `names` of `model`."""
         if not rows:
             return
         table = self._q(model._meta.db_table)
         columns = ", ".join(self.column(model, n) for n in names)
         row_sql = "(" + ", ".join(["%s"] * len(names)) + ")"
-        # SQLite caps the parameters of one statement (32,766 nowadays).
-        limit = connection.features.max_query_params or 65_535
-        per_statement = max(1, min(limit // len(names), 5000))
+        per_statement = self._rows_per_statement(len(names))
         with connection.cursor() as cursor:
             for start in range(0, len(rows), per_statement):
                 batch = rows[start : start + per_statement]
@@ -64,34 +82,75 @@ class CatalogWriter:
                 params = [value for row in batch for value in row]
                 cursor.execute(f"INSERT INTO {table} ({columns}) VALUES {values}", params)
 
+    def create_items(self, rows: list[tuple[str, str, int, Decimal]]) -> dict[str, int]:
+        """Rows of (sku, name, stock, price) become new items of this store, created
+        and updated at `at`; returns their ids by SKU."""
+        if not rows:
+            return {}
+        names = ["store", "sku", "sku_key", "name", "stock", "wholesale_price"]
+        store_id, at = self.store_id, self.at
+        self.insert(
+            Item,
+            [*names, "created_at", "updated_at"],
+            [
+                (store_id, sku, sku_key(sku), name, stock, self.price(price), at, at)
+                for sku, name, stock, price in rows
+            ],
+        )
+        # Indexed queries by (store, sku) give the new ids (RETURNING is not on every
+        # backend). order_by(): Item's default ordering is of no use here.
+        skus = [sku for sku, _, _, _ in rows]
+        ids: dict[str, int] = {}
+        per_query = self._rows_per_statement(1, extra_params=1)
+        for start in range(0, len(skus), per_query):
+            created = Item.objects.filter(
+                store_id=store_id, sku__in=skus[start : start + per_query]
+            )
+            ids.update(created.order_by().values_list("sku", "id"))
+        return ids
+
+    def update_items(self, rows: list[tuple[int, str, int, Decimal]]) -> None:
+        """Rows of (item id, name, stock, price) of this store; updated_at becomes `at`."""
+        self._update(
+            ["name", "stock", "wholesale_price"],
+            [(pk, name, stock, self.price(price)) for pk, name, stock, price in rows],
+        )
+
     def set_stock_and_price(self, rows: list[tuple[int, int, Decimal]]) -> None:
         """Rows of (item id, stock, price) of this store; updated_at becomes `at`."""
+        self._update(
+            ["stock", "wholesale_price"],
+            [(pk, stock, self.price(price)) for pk, stock, price in rows],
+        )
+
+    def _update(self, names: list[str], rows: list[tuple[Any, ...]]) -> None:
+        """Rows of (item id, *values of `names`, adapted); items of other stores are
+        left alone. updated_at becomes `at`."""
         if not rows:
             return
         table = self._q(Item._meta.db_table)
-        pk, store = self.column(Item, "id"), self.column(Item, "store")
-        stock, price, updated_at = (
-            self.column(Item, n) for n in ("stock", "wholesale_price", "updated_at")
-        )
+        pk, store, updated_at = (self.column(Item, n) for n in ("id", "store", "updated_at"))
+        columns = [self.column(Item, n) for n in names]
         with connection.cursor() as cursor:
             if connection.vendor == "postgresql":
-                row_sql = "(%s::bigint, %s::bigint, %s::numeric)"
-                for start in range(0, len(rows), 5000):
-                    batch = rows[start : start + 5000]
+                aliases = [f"c{k}" for k in range(len(names))]
+                row_sql = "(%s::bigint, " + ", ".join(f"%s::{_PG_TYPES[n]}" for n in names) + ")"
+                sets = ", ".join(f"{c} = v.{a}" for c, a in zip(columns, aliases, strict=True))
+                per_statement = self._rows_per_statement(len(names) + 1, extra_params=2)
+                for start in range(0, len(rows), per_statement):
+                    batch = rows[start : start + per_statement]
                     cursor.execute(
-                        f"UPDATE {table} AS t SET {stock} = v.stock, {price} = v.price, "
-                        f"{updated_at} = %s "
+                        f"UPDATE {table} AS t SET {sets}, {updated_at} = %s "
                         f"FROM (VALUES {', '.join([row_sql] * len(batch))}) "
-                        f"AS v(id, stock, price) WHERE t.{pk} = v.id AND t.{store} = %s",
-                        [self.at]
-                        + [v for i, s, p in batch for v in (i, s, self.price(p))]
-                        + [self.store_id],
+                        f"AS v(id, {', '.join(aliases)}) WHERE t.{pk} = v.id AND t.{store} = %s",
+                        [self.at, *(value for row in batch for value in row), self.store_id],
                     )
             else:
+                sets = ", ".join(f"{c} = %s" for c in columns)
                 cursor.executemany(
-                    f"UPDATE {table} SET {stock} = %s, {price} = %s, {updated_at} = %s "
+                    f"UPDATE {table} SET {sets}, {updated_at} = %s "
                     f"WHERE {pk} = %s AND {store} = %s",
-                    [(s, self.price(p), self.at, i, self.store_id) for i, s, p in rows],
+                    [(*values, self.at, item_id, self.store_id) for item_id, *values in rows],
                 )
 
     def add_history(self, changes: list[Change]) -> None:

@@ -159,9 +159,10 @@ def execute_run(run_id: int, *, progress: Progress | None = None) -> Run:
     store = run.store
     stats = FeedStats()
     try:
-        if run.requested_by_id is not None and not Membership.objects.filter(
-            store=store, user_id=run.requested_by_id
-        ).exists():
+        if (
+            run.requested_by_id is not None
+            and not Membership.objects.filter(store=store, user_id=run.requested_by_id).exists()
+        ):
             raise ErpError(
                 ErrorCode.INTERNAL,
                 "Quien pidió la actualización ya no administra esta tienda.",
@@ -357,7 +358,10 @@ class Applier:
         matches = by_key.get(sku_key(erp_item.code), [])
         if not matches:
             self._issue(
-                outcome, IssueKind.UNMATCHED, erp_item, "Ningún producto de la tienda tiene este SKU."
+                outcome,
+                IssueKind.UNMATCHED,
+                erp_item,
+                "Ningún producto de la tienda tiene este SKU.",
             )
             return
         if len(matches) > 1:

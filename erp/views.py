@@ -459,8 +459,7 @@ def run_detail(request: HttpRequest, store: Store, run_id: int) -> HttpResponse:
     )
 
 
-# StoreView is typed for HttpResponse; a streaming response is just as valid a view result.
-@store_view  # type: ignore[arg-type]
+@store_view
 @require_safe
 def run_changes_csv(request: HttpRequest, store: Store, run_id: int) -> StreamingHttpResponse:
     run = _store_run(store, run_id)
@@ -469,8 +468,7 @@ def run_changes_csv(request: HttpRequest, store: Store, run_id: int) -> Streamin
     )
 
 
-# StoreView is typed for HttpResponse; a streaming response is just as valid a view result.
-@store_view  # type: ignore[arg-type]
+@store_view
 @require_safe
 def run_issues_csv(request: HttpRequest, store: Store, run_id: int) -> StreamingHttpResponse:
     run = _store_run(store, run_id)

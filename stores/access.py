@@ -9,31 +9,40 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, Concatenate
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.contrib.auth.models import AnonymousUser
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest
+from django.http.response import HttpResponseBase
 
 from stores.models import Store
 
-StoreView = Callable[Concatenate[HttpRequest, Store, ...], HttpResponse]
+# Any response will do: a page, a redirect or a streamed download.
+StoreView = Callable[Concatenate[HttpRequest, Store, ...], HttpResponseBase]
+# What request.user may be.
+AnyUser = AbstractBaseUser | AnonymousUser
 
 
-def stores_for(user: Any) -> Any:
+def stores_for(user: AnyUser) -> QuerySet[Store]:
     if not user.is_authenticated:
         return Store.objects.none()
-    return Store.objects.filter(memberships__user=user)
+    return Store.objects.filter(memberships__user_id=user.pk)
 
 
-def get_store_for(user: Any, slug: str) -> Store:
+def get_store_for(user: AnyUser, slug: str) -> Store:
     try:
         return stores_for(user).get(slug=slug)
     except Store.DoesNotExist:
         raise Http404("No existe esa tienda.") from None
 
 
-def store_view(view: StoreView) -> Callable[..., HttpResponse]:
+def store_view(view: StoreView) -> Callable[..., HttpResponseBase]:
     @login_required
     @wraps(view)
-    def wrapper(request: HttpRequest, store_slug: str, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapper(
+        request: HttpRequest, store_slug: str, *args: Any, **kwargs: Any
+    ) -> HttpResponseBase:
         store = get_store_for(request.user, store_slug)
         request.store = store  # type: ignore[attr-defined]
         return view(request, store, *args, **kwargs)

@@ -36,7 +36,7 @@ from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.test import Client
-from django.urls import URLResolver, get_resolver, reverse
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 from django.views.debug import ExceptionReporter
 from httpcore._backends.sync import SyncStream
@@ -75,6 +75,7 @@ def store_urls() -> list[tuple[str, tuple[str, ...]]]:
         if isinstance(entry, URLResolver) and entry.namespace in ("catalog", "erp"):
             prefix = tuple(entry.pattern.regex.groupindex)
             for sub in entry.url_patterns:
+                assert isinstance(sub, URLPattern)
                 found.append(
                     (f"{entry.namespace}:{sub.name}", prefix + tuple(sub.pattern.regex.groupindex))
                 )
@@ -325,7 +326,8 @@ def crash_when_sending(monkeypatch: pytest.MonkeyPatch, needle: bytes) -> None:
 
 def assert_reports_hide(record: logging.LogRecord, secrets_: list[str]) -> None:
     assert record.exc_info is not None
-    report = ExceptionReporter(None, *record.exc_info, is_email=True)
+    exc_type, exc_value, tb = record.exc_info
+    report = ExceptionReporter(None, exc_type, exc_value, tb, is_email=True)
     html, text = report.get_traceback_html(), report.get_traceback_text()
     # The crash is reported, down to the frame that raised, with its variables hidden.
     assert "the network stack broke" in text

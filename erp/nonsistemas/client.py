@@ -748,7 +748,9 @@ class NonSistemasClient:
         """Text the ERP sent, made safe to show: a proxy may echo the request back."""
         for secret in (self._password, *self._seen_tokens):
             if secret:
-                text = text.replace(secret, "***")
+                # As sent (inside JSON, escaped) and as typed.
+                for form in (json.dumps(secret)[1:-1], secret):
+                    text = text.replace(form, "***")
         text = " ".join(text.split())
         if len(text) > _MESSAGE_DETAIL_LIMIT:
             text = text[: _MESSAGE_DETAIL_LIMIT - 1] + "…"

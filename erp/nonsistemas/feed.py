@@ -152,9 +152,7 @@ class ChangeReader:
             _check_order(items, cursor)
 
             offset = (pagina - 1) * por_pagina
-            if offset > 0 and not (
-                items and items[0].modified == cursor and items[0].code in seen
-            ):
+            if offset > 0 and not (items and items[0].modified == cursor and items[0].code in seen):
                 # Items before this offset left the cursor's second (edited while we
                 # paged), so this page may start past one we never saw. Re-read
                 # from further back; everything that left comes again later.

@@ -353,7 +353,7 @@ def test_a_database_error_half_way_rolls_everything_back(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(csv_import, "CHUNK_ROWS", 2)
-    real_create = csv_import._Writer.create_items
+    real_create = csv_import.CatalogWriter.create_items
     calls = []
 
     def failing_second_time(self: Any, rows: Any) -> Any:
@@ -362,7 +362,7 @@ def test_a_database_error_half_way_rolls_everything_back(
             raise IntegrityError("UNIQUE constraint failed")
         return real_create(self, rows)
 
-    monkeypatch.setattr(csv_import._Writer, "create_items", failing_second_time)
+    monkeypatch.setattr(csv_import.CatalogWriter, "create_items", failing_second_time)
     content = HEADER + "ACE-1,Aceite,1,1\n" + "".join(f"N{i},x,1,1\n" for i in range(5))
 
     report = run(store, content)

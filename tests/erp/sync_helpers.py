@@ -11,8 +11,12 @@ from stores.models import Store
 from tests.conftest import ERP_PASSWORD, ERP_USER
 
 
-def connect(store: Store, standin: Any, *, username: str = ERP_USER, password: str = ERP_PASSWORD) -> Connection:
-    connection = Connection(store=store, kind=ErpKind.NONSISTEMAS, url=standin.url, username=username)
+def connect(
+    store: Store, standin: Any, *, username: str = ERP_USER, password: str = ERP_PASSWORD
+) -> Connection:
+    connection = Connection(
+        store=store, kind=ErpKind.NONSISTEMAS, url=standin.url, username=username
+    )
     connection.set_password(password)
     connection.save()
     return connection
@@ -26,7 +30,14 @@ def sync(store: Store, *, full: bool = False) -> Run:
 def make_items(store: Store, rows: list[tuple[str, int, str]]) -> None:
     Item.objects.bulk_create(
         [
-            Item(store=store, sku=sku, sku_key=sku_key(sku), name=sku, stock=stock, wholesale_price=Decimal(price))
+            Item(
+                store=store,
+                sku=sku,
+                sku_key=sku_key(sku),
+                name=sku,
+                stock=stock,
+                wholesale_price=Decimal(price),
+            )
             for sku, stock, price in rows
         ]
     )
@@ -60,7 +71,9 @@ def expected_values(erp_item: dict[str, Any], currency: str) -> tuple[int | None
     return new_stock, price
 
 
-def assert_catalog_matches(store: Store, erp_items: list[dict[str, Any]], before: dict[str, tuple[int, Decimal]]) -> int:
+def assert_catalog_matches(
+    store: Store, erp_items: list[dict[str, Any]], before: dict[str, tuple[int, Decimal]]
+) -> int:
     """Every matched store item equals what the rules say given the ERP's data.
 
     `before` holds each SKU's (stock, price) before any update: fields the rules

@@ -16,13 +16,13 @@ import pytest
 from cryptography.fernet import Fernet
 from django.db import connection as db_connection
 from django.utils import timezone
-from nonsistemas_standin import Fault
 
 from catalog.models import ItemChange
 from erp.engine import UpdateAlreadyRunning, claim, execute_run, request_update
 from erp.models import Run, RunStatus
+from nonsistemas_standin import Fault
 from tests.conftest import ERP_PASSWORD, ERP_USER
-from tests.erp.sync_helpers import connect, make_items
+from tests.erp.sync_helpers import connect
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -110,7 +110,9 @@ def test_worker_killed_mid_run_leaves_whole_pages_and_the_next_run_converges(tmp
         "VXM_NONSISTEMAS_PAGE_SIZE": "10",
     }
 
-    def vxm(*args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def vxm(
+        *args: str, stdin: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "vxm", *args],
             env=env,
@@ -125,18 +127,36 @@ def test_worker_killed_mid_run_leaves_whole_pages_and_the_next_run_converges(tmp
     vxm("store", "create", "k", "--name", "Killed")
     csv = tmp_path / "items.csv"
     csv.write_text(
-        "sku,name,stock,wholesale_price\n" + "".join(f"K-{i:02d},Item {i},0,1.00\n" for i in range(30))
+        "sku,name,stock,wholesale_price\n"
+        + "".join(f"K-{i:02d},Item {i},0,1.00\n" for i in range(30))
     )
     vxm("catalog", "import", "k", str(csv))
-    vxm("erp", "configure", "k", "nonsistemas", "--url", standin.url, "--username", ERP_USER,
-        "--password-stdin", stdin=ERP_PASSWORD + "\n")
+    vxm(
+        "erp",
+        "configure",
+        "k",
+        "nonsistemas",
+        "--url",
+        standin.url,
+        "--username",
+        ERP_USER,
+        "--password-stdin",
+        stdin=ERP_PASSWORD + "\n",
+    )
     standin.load(
-        [{"codigo": f"K-{i:02d}", "stock": f"{i + 1}.000", "precio_mayorista": "9.99"} for i in range(30)]
+        [
+            {"codigo": f"K-{i:02d}", "stock": f"{i + 1}.000", "precio_mayorista": "9.99"}
+            for i in range(30)
+        ]
     )
     # Page 2 hangs, so the worker is killed with page 1 written and page 2 not.
     standin.inject(Fault("delay", delay=60, after_requests=1))
-    worker = subprocess.Popen([sys.executable, "-m", "vxm", "erp", "sync", "k"], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "vxm", "erp", "sync", "k"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 60
         while not query("SELECT pages FROM erp_run WHERE pages >= 1"):

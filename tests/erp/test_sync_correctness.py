@@ -11,11 +11,11 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from nonsistemas_standin import Fault
 
 from catalog.models import Item
 from erp.models import Connection, RunStatus
 from erp.nonsistemas.client import NonSistemasClient
+from nonsistemas_standin import Fault
 from tests.conftest import ERP_PASSWORD, ERP_USER
 from tests.erp.sync_helpers import assert_catalog_matches, connect, make_items, sync
 
@@ -130,7 +130,9 @@ def test_bulk_edit_of_more_items_than_a_page_shares_one_second_and_all_are_appli
     standin.load(erp_rows(45))
     sync(store)
     standin.advance(600)
-    standin.edit([{"codigo": f"SKU-{i:03d}", "precio_mayorista": f"{500 + i}.00"} for i in range(45)])
+    standin.edit(
+        [{"codigo": f"SKU-{i:03d}", "precio_mayorista": f"{500 + i}.00"} for i in range(45)]
+    )
     run = sync(store)
     assert run.price_changed == 45
     assert_catalog_matches(store, standin.items(), before)
@@ -247,7 +249,9 @@ def test_transient_faults_are_retried_and_the_run_succeeds(store, standin, fault
     assert_catalog_matches(store, standin.items(), before)
 
 
-def test_persistent_failure_fails_the_run_naming_the_cause_then_the_next_run_converges(store, standin):
+def test_persistent_failure_fails_the_run_naming_the_cause_then_the_next_run_converges(
+    store, standin
+):
     before = store_with(store, 35)
     connect(store, standin)
     standin.load(erp_rows(35))

@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from nonsistemas_standin import Fault
 
 from erp.models import RunStatus
 from erp.nonsistemas.client import NonSistemasClient
+from nonsistemas_standin import Fault
 from stores.models import Store
 from tests.conftest import ERP_PASSWORD, ERP_USER
 from tests.erp.sync_helpers import assert_catalog_matches, connect, make_items, sync
@@ -63,7 +63,9 @@ faults = st.one_of(
     st.builds(lambda n: Fault("token_expired", after_requests=n), st.integers(0, 4)),
     st.builds(lambda n: Fault("status", status=500, after_requests=n), st.integers(0, 4)),
     st.builds(lambda n: Fault("reset", after_requests=n), st.integers(0, 4)),
-    st.builds(lambda n: Fault("status", status=429, retry_after=0, after_requests=n), st.integers(0, 4)),
+    st.builds(
+        lambda n: Fault("status", status=429, retry_after=0, after_requests=n), st.integers(0, 4)
+    ),
     # Fails the run: two token rejections in a row.
     st.builds(lambda n: Fault("token_expired", times=2, after_requests=n), st.integers(0, 4)),
 )

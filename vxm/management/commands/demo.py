@@ -33,7 +33,9 @@ class Command(BaseCommand):
         parser.add_argument("--standin-url", required=True)
         parser.add_argument("--admin-password", required=True)
         parser.add_argument("--erp-password", required=True)
-        parser.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the stand-in")
+        parser.add_argument(
+            "--wait", type=float, default=30.0, help="seconds to wait for the stand-in"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         url = options["standin_url"].rstrip("/")
@@ -71,7 +73,9 @@ class Command(BaseCommand):
                 return StandinClient(url).items()
             except (httpx.HTTPError, OSError) as e:
                 if time.monotonic() > deadline:
-                    raise CommandError(f"The NonSistemas stand-in at {url} does not answer: {e}") from e
+                    raise CommandError(
+                        f"The NonSistemas stand-in at {url} does not answer: {e}"
+                    ) from e
                 time.sleep(0.2)
 
     def _catalog_from(self, erp_items: list[dict[str, Any]], store: Store) -> list[Item]:
