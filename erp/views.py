@@ -116,28 +116,14 @@ def _status_run(store: Store) -> Run | None:
 @require_safe
 def integrations(request: HttpRequest, store: Store) -> HttpResponse:
     expire_stale_runs(store)
-    connection = Connection.objects.filter(store=store).first()
-    cards = [
-        {
-            "provider": provider,
-            "connection": connection if connection and connection.kind == kind else None,
-        }
-        for kind, provider in registry.providers().items()
-    ]
-    state = connection_state(store, connection) if connection is not None else None
     return _render(
         request,
         store,
         "erp/integrations.html",
         {
-            "cards": cards,
-            "connection": connection,
-            "state": state,
+            **_history_parts(store),
             "status_run": _status_run(store),
             "update_form": UpdateForm(),
-            "recent_runs": Run.objects.filter(store=store).select_related("requested_by")[
-                :RECENT_RUNS_SHOWN
-            ],
             "audit_events": AuditEvent.objects.filter(store=store).select_related("user")[
                 :AUDIT_SHOWN
             ],
@@ -145,25 +131,31 @@ def integrations(request: HttpRequest, store: Store) -> HttpResponse:
     )
 
 
-def _finished_run_parts(store: Store) -> dict[str, Any]:
-    """What the integrations page shows about past runs (provider cards, recent
-    runs), for the status answer that replaces them out of band once the followed
-    run finished. Nothing without a connection: the page then polls no status."""
+def _history_parts(store: Store) -> dict[str, Any]:
+    """The provider cards and recent runs of the integrations page: rendered with
+    the page, and again by the status answer that replaces them out of band once
+    the run it followed has finished."""
     connection = Connection.objects.filter(store=store).first()
-    if connection is None:
-        return {}
     return {
-        "oob": True,
         "cards": [
-            {"provider": provider, "connection": connection if connection.kind == kind else None}
+            {
+                "provider": provider,
+                "connection": connection if connection and connection.kind == kind else None,
+            }
             for kind, provider in registry.providers().items()
         ],
         "connection": connection,
-        "state": connection_state(store, connection),
+        "state": connection_state(store, connection) if connection is not None else None,
         "recent_runs": Run.objects.filter(store=store).select_related("requested_by")[
             :RECENT_RUNS_SHOWN
         ],
     }
+
+
+def _finished_run_parts(store: Store) -> dict[str, Any]:
+    # Nothing without a connection: the page then polls no status.
+    parts = _history_parts(store)
+    return {"oob": True, **parts} if parts["connection"] is not None else {}
 
 
 @store_view

@@ -320,3 +320,10 @@ def test_reencrypt_names_the_stores_no_key_can_read(store, settings, standin):
     settings.VXM_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
     with pytest.raises(CommandError, match="sur"):
         vxm("reencrypt")
+
+
+def test_reencrypt_without_keys_says_what_to_set(store, standin, settings):
+    connect(store, standin)
+    settings.VXM_ENCRYPTION_KEYS = []
+    with pytest.raises(CommandError, match="VXM_ENCRYPTION_KEYS"):
+        call_command("erp", "reencrypt")

@@ -18,6 +18,7 @@ import os
 import sys
 from typing import Any, TextIO
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
 from django.db import transaction
 from django.utils import timezone
@@ -310,6 +311,11 @@ class Command(BaseCommand):
             )
 
     def reencrypt(self) -> None:
+        if not settings.VXM_ENCRYPTION_KEYS:
+            raise CommandError(
+                "VXM_ENCRYPTION_KEYS no está definida: poné la clave nueva primero y las "
+                "anteriores después, separadas por comas, y volvé a correr este comando."
+            )
         done, unreadable = 0, []
         for pk, slug, token in Connection.objects.values_list(
             "pk", "store__slug", "password_encrypted"
