@@ -364,6 +364,14 @@ def _parse_cells(fmt: _Format, line: int, cells: list[str]) -> _Row | RowError:
             f"Faltan columnas: tiene {len(cells)} y se esperan {fmt.width}.",
         )
     sku = cells[fmt.positions[0]].strip()
+    if any("\x00" in c for c in cells):
+        # Binary data past the part of the file checked up front (PostgreSQL would
+        # refuse it in a text column, failing the whole import).
+        return RowError(
+            line,
+            sku.replace("\x00", ""),
+            f"La fila tiene caracteres nulos (datos binarios). {SAVE_AS_CSV}",
+        )
     if any(c.strip() for c in cells[fmt.width :]):
         hint = (
             " ¿Un precio con coma decimal sin comillas? Usá punto para los centavos "
@@ -576,6 +584,7 @@ def import_csv(
                 actor=actor,
                 user_id=getattr(user, "pk", None),
             )
+            writer.lock_store()
             for rows in _chunks(f, fmt):
                 _apply_chunk(rows, report, store, writer, at=at, user=user)
     except (IntegrityError, _FileProblem) as e:

@@ -17,6 +17,7 @@ from django.db import connection
 from django.db.models import Field, Model
 
 from catalog.models import Item, ItemChange, sku_key
+from stores.models import Store
 
 # (item id, old stock, new stock, old price, new price); None = that field unchanged.
 Change = tuple[int, int | None, int | None, Decimal | None, Decimal | None]
@@ -58,6 +59,21 @@ class CatalogWriter:
         field = model._meta.get_field(name)
         assert isinstance(field, Field) and field.column
         return self._q(field.column)
+
+    def lock_store(self) -> None:
+        """Take the store's bulk-write lock until the transaction ends.
+
+        Bulk writers (a CSV import, an ERP update's batch) of one store then run one
+        after the other, so two of them cannot deadlock on each other's rows; single
+        edits lock only their item. FOR NO KEY UPDATE: inserting rows that refer to
+        the store (items, audit events) elsewhere is not blocked. SQLite needs
+        nothing: an IMMEDIATE transaction already holds the database's write lock.
+        """
+        list(
+            Store.objects.select_for_update(no_key=True)
+            .filter(pk=self.store_id)
+            .values_list("pk", flat=True)
+        )
 
     def price(self, value: Decimal | None) -> Any:
         return None if value is None else self._price(value, 14, 2)

@@ -22,14 +22,14 @@ from datetime import datetime
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from catalog.models import ChangeSource, Item, sku_key
 from catalog.writes import CatalogWriter, Change
 from erp import registry
-from erp.errors import ErpError, ErrorCode
+from erp.errors import ErpError, ErrorCode, printable
 from erp.models import (
     ACTIVE_STATUSES,
     STALE_AFTER,
@@ -240,13 +240,26 @@ def _finish(
 
 def _fail(run: Run, stats: FeedStats, code: str, message: str) -> None:
     _copy_stats(run, stats)
-    Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
-        status=RunStatus.FAILED,
-        finished_at=timezone.now(),
-        error_code=code,
-        error_message=message,
+    outcome = {
+        "status": RunStatus.FAILED,
+        "finished_at": timezone.now(),
+        "error_code": code,
+        "error_message": message,
         **{name: getattr(run, name) for name in STATS_FIELDS},
-    )
+    }
+    running = Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING)
+    try:
+        running.update(**outcome)
+    except DatabaseError:
+        # Whatever in the outcome the database refused, the run must not stay
+        # "running" (it would block the store's next update until declared stale).
+        logger.exception("run %s: could not record its failure as is", run.pk)
+        running.update(
+            status=RunStatus.FAILED,
+            finished_at=outcome["finished_at"],
+            error_code=ErrorCode.INTERNAL,
+            error_message="Falló, y el detalle no se pudo guardar. Ya quedó registrado.",
+        )
 
 
 def _actor(user: Any, origin: str) -> str:
@@ -269,7 +282,10 @@ class StoreRow:
 class Outcome:
     """What one batch does, before it is written."""
 
-    updates: list[tuple[int, int, Decimal]] = field(default_factory=list)
+    # By item id: two ERP codes may name the same store item ("ABC" and "abc"), and
+    # one UPDATE must not carry the same row twice (PostgreSQL would pick either).
+    # The later one wins, as it would across pages; both are in the history.
+    updates: dict[int, tuple[int, int, Decimal]] = field(default_factory=dict)
     changes: list[Change] = field(default_factory=list)
     issues: list[tuple[str, str, str, str]] = field(default_factory=list)  # kind, code, sku, reason
     counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
@@ -286,21 +302,28 @@ class Applier:
 
     def apply(self, batch: list[ErpItem], stats: FeedStats) -> None:
         now = timezone.now()
-        outcome = Outcome()
-        by_key = self._store_items({sku_key(item.code) for item in batch if item.code.strip()})
-        for erp_item in batch:
-            self._apply_one(erp_item, by_key, outcome)
-
         run = self.run
-        _copy_stats(run, stats)
-        for name, value in outcome.counts.items():
-            setattr(run, name, getattr(run, name) + value)
-        run.heartbeat_at = now
         writer = CatalogWriter(
             self.store.pk, at=now, source=ChangeSource.ERP, actor=self.actor, run_id=run.pk
         )
         with transaction.atomic():
-            writer.set_stock_and_price(outcome.updates)
+            # Read the store's rows inside the transaction that writes them, locked:
+            # a manual edit or CSV import committed meanwhile is either seen here
+            # (and becomes the history's old value) or waits; it is never reverted.
+            writer.lock_store()
+            # A code with NUL names no store item (SKUs cannot hold it), and
+            # PostgreSQL refuses it even as a query parameter.
+            keys = {sku_key(i.code) for i in batch if i.code.strip() and "\x00" not in i.code}
+            by_key = self._store_items(keys)
+            outcome = Outcome()
+            for erp_item in batch:
+                self._apply_one(erp_item, by_key, outcome)
+
+            _copy_stats(run, stats)
+            for name, value in outcome.counts.items():
+                setattr(run, name, getattr(run, name) + value)
+            run.heartbeat_at = now
+            writer.set_stock_and_price(list(outcome.updates.values()))
             writer.add_history(outcome.changes)
             writer.insert(
                 RunIssue,
@@ -325,7 +348,8 @@ class Applier:
             # order_by(): Item's default ordering would steer SQLite to walk the SKU
             # index of the whole store instead of the (store, sku_key) one.
             rows = (
-                Item.objects.filter(store=self.store, sku_key__in=keys[start : start + 900])
+                Item.objects.select_for_update()
+                .filter(store=self.store, sku_key__in=keys[start : start + 900])
                 .order_by()
                 .values_list("id", "sku", "sku_key", "stock", "wholesale_price")
             )
@@ -337,7 +361,7 @@ class Applier:
         self, outcome: Outcome, kind: str, erp_item: ErpItem, reason: str, sku: str = ""
     ) -> None:
         outcome.counts[kind] += 1
-        outcome.issues.append((kind, erp_item.code[:200], sku[:100], reason[:300]))
+        outcome.issues.append((kind, _code(erp_item), sku[:100], reason[:300]))
 
     def _apply_one(
         self, erp_item: ErpItem, by_key: dict[str, list[StoreRow]], outcome: Outcome
@@ -373,7 +397,7 @@ class Applier:
             )
             for row in matches:
                 outcome.issues.append(
-                    (IssueKind.AMBIGUOUS, erp_item.code[:200], row.sku[:100], reason[:300])
+                    (IssueKind.AMBIGUOUS, _code(erp_item), row.sku[:100], reason[:300])
                 )
             return
         row = matches[0]
@@ -410,16 +434,16 @@ class Applier:
             assert new_price is not None
             outcome.counts["price_changed"] += 1
             row.price = new_price
-        outcome.updates.append((row.id, row.stock, row.price))
+        outcome.updates[row.id] = (row.id, row.stock, row.price)
 
 
 def stock_from_erp(erp_item: ErpItem) -> int | None:
     """Whole units, floored; negative is 0; discontinued is 0; None if unreadable."""
+    if not erp_item.active:
+        return 0  # whatever its stock says, even unreadable
     stock = erp_item.stock
     if stock is None or not stock.is_finite() or abs(stock) >= MAX_STOCK:
         return None
-    if not erp_item.active:
-        return 0
     return max(0, int(stock.to_integral_value(rounding=ROUND_FLOOR)))
 
 
@@ -451,5 +475,9 @@ def price_from_erp(
 
 
 def _shown(raw: object) -> str:
-    text = repr(raw) if not isinstance(raw, str) else f"«{raw}»"
+    text = repr(raw) if not isinstance(raw, str) else f"«{printable(raw)}»"
     return text[:60]
+
+
+def _code(erp_item: ErpItem) -> str:
+    return printable(erp_item.code)[:200]

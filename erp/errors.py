@@ -32,8 +32,21 @@ class ErrorCode(models.TextChoices):
     INTERNAL = "internal", "Error interno"
 
 
+def printable(text: str) -> str:
+    """`text` from an ERP, safe to store and show: control characters replaced.
+
+    PostgreSQL refuses NUL in text columns (the write, and with it a whole batch
+    or the run's outcome, would fail), and other control characters garble a
+    page or a terminal. Whitespace becomes a space, the rest U+FFFD.
+    """
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else (" " if ch.isspace() else "\ufffd") for ch in text)
+
+
 class ErpError(Exception):
     def __init__(self, code: str, message: str, *, permanent: bool = False) -> None:
+        message = printable(message)
         super().__init__(message)
         self.code = code
         self.message = message

@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from erp.errors import ErpError, ErrorCode
+from erp.errors import ErpError, ErrorCode, printable
 from erp.sources import FeedStats
 
 from . import wire
@@ -748,10 +748,15 @@ class NonSistemasClient:
         """Text the ERP sent, made safe to show: a proxy may echo the request back."""
         for secret in (self._password, *self._seen_tokens):
             if secret:
-                # As sent (inside JSON, escaped) and as typed.
-                for form in (json.dumps(secret)[1:-1], secret):
+                # As sent (inside JSON, escaped either way) and as typed.
+                forms = {
+                    json.dumps(secret)[1:-1],
+                    json.dumps(secret, ensure_ascii=False)[1:-1],
+                    secret,
+                }
+                for form in sorted(forms, key=len, reverse=True):
                     text = text.replace(form, "***")
-        text = " ".join(text.split())
+        text = " ".join(printable(text).split())
         if len(text) > _MESSAGE_DETAIL_LIMIT:
             text = text[: _MESSAGE_DETAIL_LIMIT - 1] + "…"
         return text

@@ -28,6 +28,7 @@ Duplicates are fine (applying an item twice changes nothing the second time);
 the reader drops only the ones it can prove it already yielded.
 """
 
+import math
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 
@@ -105,6 +106,10 @@ class ChangeReader:
         self.clock_offset: float | None = None
 
     def __iter__(self) -> Iterator[list[ErpItem]]:
+        if self.since is not None:
+            # `modificado` has whole seconds; a cursor between two would make the
+            # items of its own second look out of order.
+            self.since = self.since.replace(microsecond=0)
         cursor = self.since
         # Raw codes of the items at `cursor`'s second already yielded.
         seen: set[str] = set()
@@ -117,23 +122,30 @@ class ChangeReader:
         overlap = base_overlap
         page_budget: int | None = None
         without_progress = 0
+        first_page = True
 
         while True:
             pagina, por_pagina = page_for_offset(max(0, read_up_to - overlap), self.page_size)
             page = self.fetch(desde=cursor, pagina=pagina, por_pagina=por_pagina)
             self.stats.pages += 1
-            if self.server_start is None:
+            if first_page:
+                first_page = False
+                # Only the first page's time is a safe point for the next run (a
+                # later page's would skip changes made since the first).
                 self.server_start = page.hora_servidor
+                if self._clock_went_back(page) and cursor is not None:
+                    # Edits stamped after the jump carry times earlier than our
+                    # watermark by up to the jump: start that much earlier (and
+                    # budget the pages of that longer span).
+                    shifted = cursor - timedelta(seconds=math.ceil(self._jump))
+                    cursor = self.since = shifted.replace(microsecond=0)
+                    continue
+            if page_budget is None:
                 self.stats.expected = page.total_items
                 # Each page of new items costs at most two requests (one may re-read).
                 half_page = max(1, self.page_size // 2)
-                page_budget = -(-page.total_items // half_page) * 2 + PAGE_MARGIN
-                if self._clock_went_back(page) and cursor is not None:
-                    # Edits stamped after the jump carry times earlier than our
-                    # watermark by up to the jump: start that much earlier.
-                    cursor = self.since = cursor - timedelta(seconds=self._jump)
-                    continue
-            assert page_budget is not None
+                page_budget = self.stats.pages - 1
+                page_budget += -(-page.total_items // half_page) * 2 + PAGE_MARGIN
             if self.stats.pages > page_budget:
                 raise ErpError(
                     ErrorCode.ABSURD_RESPONSE,
@@ -209,8 +221,8 @@ class ChangeReader:
 
     def _watermark(self) -> datetime | None:
         if self.server_start is None:
-            # An instance that does not say its time: we cannot place a safe point
-            # in its clock, so the next run starts where this one did.
+            # The instance did not say its time on the first page: we cannot place
+            # a safe point in its clock, so the next run starts where this one did.
             return self.since
         return self.server_start - WATERMARK_LAG
 

@@ -331,6 +331,18 @@ def test_every_bad_row_is_reported_at_once(
     assert snapshot(store) == existing
 
 
+def test_binary_data_past_the_start_of_the_file_is_a_bad_row_and_nothing_is_written(
+    store: Store, existing: tuple[list[tuple[Any, ...]], int]
+) -> None:
+    # The first 4 KB are checked as a whole; this NUL comes later.
+    good = "".join(f"OK-{i:04d},Bueno,1,1\n" for i in range(300))
+    report = run(store, HEADER + good + "MAL-1,Con\x00nulo,1,1\n")
+    assert [(e.line, e.sku) for e in report.errors] == [(302, "MAL-1")]
+    assert "caracteres nulos" in report.errors[0].reason
+    assert not report.applied
+    assert snapshot(store) == existing
+
+
 def test_unclosed_quote_is_pointed_out(
     store: Store, existing: tuple[list[tuple[Any, ...]], int]
 ) -> None:

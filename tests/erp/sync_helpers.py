@@ -27,14 +27,18 @@ def sync(store: Store, *, full: bool = False) -> Run:
     return execute_run(run.pk)
 
 
-def make_items(store: Store, rows: list[tuple[str, int, str]]) -> None:
+def make_items(
+    store: Store, rows: list[tuple[str, int, str]], names: dict[str, str] | None = None
+) -> None:
+    """Items (sku, stock, price); named by `names`, or after their SKU."""
+    names = names or {}
     Item.objects.bulk_create(
         [
             Item(
                 store=store,
                 sku=sku,
                 sku_key=sku_key(sku),
-                name=sku,
+                name=names.get(sku, sku),
                 stock=stock,
                 wholesale_price=Decimal(price),
             )
@@ -57,10 +61,10 @@ def expected_values(erp_item: dict[str, Any], currency: str) -> tuple[int | None
     """The rules of issue #3, written independently of the engine: (stock, price);
     None means "not applied" (the store keeps what it had)."""
     stock = _dec(erp_item.get("stock"))
-    if stock is None:
-        return None, None
     if erp_item.get("activo", True) is False:
-        new_stock = 0
+        new_stock = 0  # whatever its stock says
+    elif stock is None:
+        return None, None
     else:
         new_stock = max(0, int(stock.to_integral_value(rounding=ROUND_FLOOR)))
     price = _dec(erp_item.get("precio_mayorista"))

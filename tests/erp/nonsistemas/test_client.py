@@ -920,3 +920,28 @@ def test_login_answer_without_a_token_is_not_retried(make_client: MakeClient) ->
     client = make_client("https://erp.example.com", transport=httpx.MockTransport(answer))
     assert _raises(client.login).code == ErrorCode.BAD_RESPONSE
     assert calls == ["/api/login"]
+
+
+def test_an_error_echoing_a_non_ascii_password_as_sent_hides_it_and_drops_nul(
+    make_client: MakeClient,
+) -> None:
+    password = 'contraseña "ñandú"'
+    sent: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/api/login"):
+            sent.append(request.content.decode())
+            return httpx.Response(200, json={"token": "t0k3n", "expira_en": 1800})
+        # A proxy that echoes the login body it saw (JSON, non-ASCII left as is),
+        # with a NUL byte, which PostgreSQL would refuse to store.
+        echoed = f"cuerpo={sent[0]}\x00fin"
+        return httpx.Response(400, json={"error": {"codigo": "x", "mensaje": echoed}})
+
+    client = make_client(
+        "https://erp.example.com", password=password, transport=httpx.MockTransport(answer)
+    )
+    error = _raises(lambda: _page(client))
+    assert "ñandú" not in error.message
+    assert "***" in error.message
+    assert "\x00" not in error.message
+    assert "fin" in error.message

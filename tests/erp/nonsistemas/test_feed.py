@@ -1,5 +1,6 @@
 """The change reader against scripted answers: paging choices and absurd responses."""
 
+import dataclasses
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -34,6 +35,8 @@ class FakeApi:
 
     def __call__(self, *, desde: datetime | None, pagina: int, por_pagina: int) -> StockPage:
         self.asked.append((desde, pagina, por_pagina))
+        if desde is not None:
+            desde = desde.replace(microsecond=0)  # as the wire sends it
         rows = [i for i in self.items if desde is None or (i.modified and i.modified >= desde)]
         start = (pagina - 1) * por_pagina
         return StockPage(
@@ -128,3 +131,61 @@ def test_without_server_time_the_watermark_does_not_move():
     reader = ChangeReader(fetch, since, FeedStats(), page_size=10)
     list(reader)
     assert reader.next_watermark == since
+
+
+def test_without_server_time_on_the_first_page_a_later_page_does_not_move_the_watermark():
+    since = NOW - timedelta(days=1)
+    api = FakeApi([item(f"H{i:02d}", i) for i in range(25)])
+
+    def fetch(**kw: Any) -> StockPage:
+        page = api(**kw)
+        return dataclasses.replace(page, hora_servidor=None) if len(api.asked) == 1 else page
+
+    reader = ChangeReader(fetch, since, FeedStats(), page_size=10)
+    assert len([i for batch in reader for i in batch]) == 25
+    assert len(api.asked) > 1  # later pages did carry a time
+    # Changes made between the first page and a later one would be skipped if the
+    # later page's time became the next run's starting point.
+    assert reader.next_watermark == since
+
+
+def clock_moved_back(api: FakeApi, since: datetime, jump: float) -> ChangeReader:
+    """A reader whose instance clock is `jump` seconds further back than last run."""
+    return ChangeReader(
+        api,
+        since,
+        FeedStats(),
+        page_size=10,
+        previous_clock_offset=0.0,
+        now=lambda: NOW + timedelta(seconds=jump),
+    )
+
+
+def test_clock_moved_back_by_a_fraction_of_a_second_reads_the_items_of_the_second_it_lands_in():
+    since = NOW - timedelta(minutes=30)
+    # The jump is 600.4 s: the reader starts at since - 601 s, a whole second.
+    landing = since - timedelta(seconds=601)
+    edits = [
+        ErpItem("J1", Decimal(1), Decimal("1.00"), "ARS", True, landing),
+        ErpItem("J2", Decimal(2), Decimal("1.00"), "ARS", True, landing),
+        ErpItem("J3", Decimal(3), Decimal("1.00"), "ARS", True, since - timedelta(seconds=300)),
+    ]
+    api = FakeApi(edits)
+    reader = clock_moved_back(api, since, 600.4)
+    got = [i.code for batch in reader for i in batch]
+    assert sorted(got) == ["J1", "J2", "J3"]
+    assert api.asked[-1][0] == landing
+
+
+def test_clock_moved_back_over_a_busy_span_budgets_the_pages_of_the_longer_span():
+    since = NOW - timedelta(minutes=30)
+    # Few items after the old watermark, hundreds in the minutes the clock went back.
+    before = [
+        ErpItem(f"K{i:03d}", Decimal(1), Decimal("1.00"), "ARS", True, since - timedelta(seconds=i))
+        for i in range(1, 400)
+    ]
+    after = [item("L1", 3000)]
+    api = FakeApi(before + after)
+    reader = clock_moved_back(api, since, 600)
+    got = [i.code for batch in reader for i in batch]
+    assert len(got) == len(set(got)) == 400

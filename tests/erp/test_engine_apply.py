@@ -1,0 +1,171 @@
+"""Applying a page of ERP items when the world does not hold still: a store admin
+editing the same item, ERP codes that name one store item twice, text that the
+database refuses."""
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.db import connection, connections, transaction
+from django.utils import timezone
+
+from catalog.models import ChangeSource, Item, ItemChange
+from erp import registry
+from erp.engine import Applier, claim, execute_run, request_update
+from erp.errors import ErpError
+from erp.models import Run, RunIssue, RunStatus
+from erp.sources import ErpItem, FeedStats
+from tests.erp.sync_helpers import connect, make_items, sync
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+NOW = timezone.now().replace(microsecond=0)
+
+
+def erp_row(code: str, stock: str, *, seconds: int = 0, **extra: Any) -> dict[str, Any]:
+    return {
+        "codigo": code,
+        "descripcion": code,
+        "stock": stock,
+        "precio_mayorista": "100.00",
+        "moneda": "ARS",
+        "activo": True,
+        "modificado": (NOW - timedelta(minutes=5) + timedelta(seconds=seconds)).isoformat(),
+        **extra,
+    }
+
+
+def running_run(store: Any) -> Run:
+    run = request_update(store, origin="cli", enqueue=False)
+    assert claim(run.pk)
+    return Run.objects.get(pk=run.pk)
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting until {what}")
+        time.sleep(0.01)
+
+
+def test_a_manual_edit_committed_while_a_page_is_applied_is_not_reverted(store, standin):
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks are PostgreSQL's; SQLite runs one writer at a time")
+    make_items(store, [("A-1", 3, "10.00")])
+    connect(store, standin)
+    run = running_run(store)
+    # The ERP changes the stock and has no price for the item: the price is the
+    # store's, and an admin is changing it right now.
+    page = [ErpItem("A-1", Decimal(7), None, "ARS", True, NOW)]
+    failures: list[BaseException] = []
+
+    def apply_page() -> None:
+        try:
+            Applier(run, store).apply(page, FeedStats())
+        except BaseException as e:  # reported by the test below
+            failures.append(e)
+        finally:
+            connections.close_all()
+
+    def update_waits_for_a_lock() -> bool:
+        with connections["default"].cursor() as cursor:
+            # Activity is snapshotted once per transaction unless cleared.
+            cursor.execute("SELECT pg_stat_clear_snapshot()")
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            return bool(cursor.fetchone()[0])
+
+    with transaction.atomic():
+        # What the item page's manual edit does, held open while the page applies.
+        item = Item.objects.select_for_update().get(store=store, sku="A-1")
+        item.wholesale_price = Decimal("15.00")
+        item.save(update_fields=["wholesale_price"])
+        worker = threading.Thread(target=apply_page)
+        worker.start()
+        wait_until(update_waits_for_a_lock, "the update waits for the admin's edit")
+    worker.join()
+
+    assert not failures
+    item = Item.objects.get(store=store, sku="A-1")
+    assert (item.stock, item.wholesale_price) == (7, Decimal("15.00"))
+    erp_change = ItemChange.objects.get(item=item, source=ChangeSource.ERP)
+    assert (erp_change.old_stock, erp_change.new_stock) == (3, 7)
+    assert erp_change.new_price is None  # the ERP did not touch the price
+
+
+def test_two_erp_codes_naming_one_store_item_on_one_page_leave_the_later_ones_values(
+    store, standin
+):
+    make_items(store, [("DUP-1", 1, "10.00")])
+    connect(store, standin)
+    standin.load(
+        [
+            erp_row("DUP-1", "20.000", seconds=1, precio_mayorista="200.00"),
+            erp_row(" dup-1", "30.000", seconds=2, precio_mayorista="300.00"),
+        ]
+    )
+    run = sync(store)
+    assert run.status == RunStatus.SUCCEEDED
+    item = Item.objects.get(store=store, sku="DUP-1")
+    # The later change (by modificado) wins, as it would on separate pages.
+    assert (item.stock, item.wholesale_price) == (30, Decimal("300.00"))
+    # The history tells both, each from the values the other left.
+    history = list(
+        ItemChange.objects.filter(item=item).order_by("pk").values_list("old_stock", "new_stock")
+    )
+    assert history == [(1, 20), (20, 30)]
+
+
+def test_an_erp_code_with_a_nul_character_is_reported_and_the_run_succeeds(store, standin):
+    make_items(store, [("OK-1", 1, "10.00")])
+    connect(store, standin)
+    standin.load([erp_row("OK-1", "5.000"), erp_row("MAL\x00O", "5.000", seconds=1)])
+    run = sync(store)
+    assert run.status == RunStatus.SUCCEEDED
+    assert Item.objects.get(store=store, sku="OK-1").stock == 5
+    issue = RunIssue.objects.get(run=run)
+    assert issue.code == "MAL\ufffdO"
+
+
+def test_a_discontinued_item_with_unreadable_stock_gets_stock_zero(store, standin):
+    make_items(store, [("OLD-1", 12, "10.00")])
+    connect(store, standin)
+    run = running_run(store)
+    page = [ErpItem("OLD-1", None, Decimal("10.00"), "ARS", False, NOW, stock_raw="—")]
+    Applier(run, store).apply(page, FeedStats())
+    assert Item.objects.get(store=store, sku="OLD-1").stock == 0
+    run.refresh_from_db()
+    assert (run.stock_changed, run.invalid) == (1, 0)
+    assert RunIssue.objects.get(run=run).kind == "discontinued"
+
+
+class FailingSource:
+    def __init__(self, error: ErpError) -> None:
+        self.error = error
+
+    def feed(self, *args: Any, **kwargs: Any) -> Any:
+        raise self.error
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_failure_the_database_cannot_store_as_is_still_ends_the_run(store, standin, monkeypatch):
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite does not enforce the length of a text column")
+    connect(store, standin)
+    # A code longer than its column: the run's outcome cannot be written as is.
+    error = ErpError("x" * 100, "Algo falló.")
+    monkeypatch.setattr(registry, "source_for", lambda connection: FailingSource(error))
+    run = request_update(store, origin="cli", enqueue=False)
+    run = execute_run(run.pk)
+    assert run.status == RunStatus.FAILED
+    assert run.finished_at is not None
+    assert "no se pudo guardar" in run.error_message
