@@ -17,7 +17,7 @@ from django.views.decorators.debug import sensitive_variables
 from erp import registry
 from erp.engine import active_run, request_update
 from erp.errors import ErpError, ErrorCode
-from erp.forms import origin_of
+from erp.forms import ca_summaries, origin_of
 from erp.models import AuditAction, AuditEvent, Connection, Run
 from stores.models import Store
 
@@ -40,6 +40,17 @@ def actor_name(user: Any) -> str:
     if user is not None and getattr(user, "is_authenticated", False):
         return str(user.email or user.username)
     return CLI_ACTOR
+
+
+def audit(store: Store, user: Any, action: str, detail: str) -> None:
+    """One row of the store's audit trail: who (a panel user, or the command line)."""
+    AuditEvent.objects.create(
+        store=store,
+        user=user if user is not None and user.is_authenticated else None,
+        actor=actor_name(user),
+        action=action,
+        detail=detail[:500],
+    )
 
 
 def requested_by_label(run: Run) -> str:
@@ -79,13 +90,17 @@ def save_settings(
     url: str,
     username: str,
     password: str | None,
+    ca_cert_pem: str | None = None,
     user: Any = None,
 ) -> Connection:
     """Create or update the store's connection; `password=None` keeps the stored one.
 
-    The caller validated the values with `ConnectionForm`; the rule that a new
-    server needs the password typed again is re-checked here because it guards
-    the stored password.
+    `ca_cert_pem` is the private CA to trust: PEM to set, "" to remove, None to
+    keep (except when the ERP changes: the old one's CA is not trusted for the
+    new one). The caller validated the values with `ConnectionForm`; the rule
+    that a new server needs the password typed again is re-checked here because
+    it guards the stored password. Everything commits with its audit rows, or
+    nothing does.
     """
     provider = registry.provider(kind)
     with transaction.atomic():
@@ -106,6 +121,8 @@ def save_settings(
             # instance the next update must read everything.
             connection.watermark = None
             connection.erp_clock_offset = None
+        if ca_cert_pem is None and not created and connection.kind != kind:
+            ca_cert_pem = ""
         connection.kind = kind
         connection.url = url
         connection.username = username
@@ -116,14 +133,27 @@ def save_settings(
             f"{provider.name}: URL {url}, usuario {username}, "
             f"{'contraseña nueva' if password is not None else 'misma contraseña'}"
         )
-        AuditEvent.objects.create(
-            store=store,
-            user=user if user is not None and user.is_authenticated else None,
-            actor=actor_name(user),
-            action=AuditAction.CONFIGURED,
-            detail=detail[:500],
-        )
+        audit(store, user, AuditAction.CONFIGURED, detail)
+        _save_ca_certificate(store, connection, ca_cert_pem, user)
     return connection
+
+
+def _save_ca_certificate(
+    store: Store, connection: Connection, new_ca: str | None, user: Any
+) -> None:
+    """Store (PEM), remove ("") or keep (None) the connection's private CA, audited."""
+    if new_ca is None or new_ca == connection.ca_cert_pem:
+        return
+    Connection.objects.filter(pk=connection.pk).update(ca_cert_pem=new_ca)
+    connection.ca_cert_pem = new_ca
+    if new_ca:
+        described = "; ".join(
+            f"{ca.subject} (vence {ca.not_after:%Y-%m-%d})" for ca in ca_summaries(new_ca)
+        )
+        detail = f"Certificado de CA nuevo: {described}"
+    else:
+        detail = "Certificado de CA quitado"
+    audit(store, user, AuditAction.CONFIGURED, detail)
 
 
 @dataclass(frozen=True)
@@ -170,16 +200,13 @@ def verify_connection(store: Store, *, user: Any = None) -> VerifyOutcome:
             version=verification.version,
             message=f"La conexión funciona: {verification.product} {verification.version}.",
         )
-    AuditEvent.objects.create(
-        store=store,
-        user=user if user is not None and user.is_authenticated else None,
-        actor=actor_name(user),
-        action=AuditAction.VERIFIED,
-        detail=(
-            f"Correcta: {outcome.product} {outcome.version}"
-            if outcome.ok
-            else f"Falló: {outcome.message}"
-        )[:500],
+    audit(
+        store,
+        user,
+        AuditAction.VERIFIED,
+        f"Correcta: {outcome.product} {outcome.version}"
+        if outcome.ok
+        else f"Falló: {outcome.message}",
     )
     return outcome
 

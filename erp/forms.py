@@ -319,6 +319,16 @@ class ConnectionForm(forms.Form):
             )
         return cleaned
 
+    def settings(self) -> dict[str, Any]:
+        """The keyword arguments of `actions.save_settings` for what was submitted."""
+        return {
+            "kind": self.kind,
+            "url": self.cleaned_data["url"],
+            "username": self.cleaned_data["username"],
+            "password": self.new_password,
+            "ca_cert_pem": self.new_ca_cert_pem,
+        }
+
     @property
     def new_password(self) -> str | None:
         """The password typed, or None to keep the stored one."""

@@ -12,7 +12,6 @@ from typing import Any
 from django.contrib import messages
 from django.core.exceptions import ImproperlyConfigured
 from django.core.paginator import Paginator
-from django.db import transaction
 from django.db.models import Count, Model, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -208,21 +207,7 @@ def connection_settings(request: HttpRequest, store: Store, kind: str) -> HttpRe
         form = ConnectionForm(request.POST, request.FILES, kind=kind, connection=connection)
         if form.is_valid():
             try:
-                # The CA is saved with the rest, or not at all.
-                with transaction.atomic():
-                    saved = actions.save_settings(
-                        store,
-                        kind=kind,
-                        url=form.cleaned_data["url"],
-                        username=form.cleaned_data["username"],
-                        password=form.new_password,
-                        user=request.user,
-                    )
-                    new_ca = form.new_ca_cert_pem
-                    if new_ca is None and connection is not None and connection.kind != kind:
-                        # Another ERP: the old one's private CA is not trusted for it.
-                        new_ca = ""
-                    _save_ca_certificate(store, saved, new_ca, request.user)
+                actions.save_settings(store, **form.settings(), user=request.user)
             except actions.ServerChangeWhileRunning as e:
                 form.add_error("url", str(e))
             else:
@@ -248,36 +233,6 @@ def connection_settings(request: HttpRequest, store: Store, kind: str) -> HttpRe
             "replaces": replaces,
             "ca_certs": ca_summaries(connection.ca_cert_pem) if connection is not None else [],
         },
-    )
-
-
-def _save_ca_certificate(
-    store: Store, connection: Connection, new_ca: str | None, user: Any
-) -> None:
-    """Store (PEM), remove ("") or keep (None) the connection's private CA, audited.
-
-    Called in one transaction with actions.save_settings, so the change and its
-    audit row commit together with the rest of the settings, or not at all.
-    (actions.save_settings knows nothing of the CA; `vxm erp configure` cannot
-    set one.)
-    """
-    if new_ca is None or new_ca == connection.ca_cert_pem:
-        return
-    Connection.objects.filter(pk=connection.pk).update(ca_cert_pem=new_ca)
-    connection.ca_cert_pem = new_ca
-    if new_ca:
-        described = "; ".join(
-            f"{ca.subject} (vence {ca.not_after:%Y-%m-%d})" for ca in ca_summaries(new_ca)
-        )
-        detail = f"Certificado de CA nuevo: {described}"
-    else:
-        detail = "Certificado de CA quitado"
-    AuditEvent.objects.create(
-        store=store,
-        user=user if user is not None and user.is_authenticated else None,
-        actor=actions.actor_name(user),
-        action=AuditAction.CONFIGURED,
-        detail=detail[:500],
     )
 
 

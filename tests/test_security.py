@@ -35,6 +35,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
@@ -804,6 +805,63 @@ def test_a_new_ca_needs_the_password_typed_again(admin_client, store, standin, p
     assert Connection.objects.get(store=store).ca_cert_pem
 
 
+def test_the_command_line_sets_and_removes_the_ca_under_the_forms_rules(
+    store, settings, monkeypatch, pki
+):
+    settings.VXM_ALLOW_LOCAL_ERP = True
+    fake_dns(monkeypatch, {"erp.test": ["127.0.0.1"]})
+    ca_file = pki.tmp / "ca-interna.pem"
+    ca_file.write_bytes(pki.ca_pem())
+
+    def configure(*more: str, password: str = "") -> None:
+        monkeypatch.setenv("VXM_ERP_PASSWORD", password)
+        call_command(
+            "erp",
+            "configure",
+            store.slug,
+            "nonsistemas",
+            "--url",
+            url,
+            "--username",
+            ERP_USER,
+            *more,
+            stdout=io.StringIO(),
+        )
+
+    def verify() -> actions.VerifyOutcome:
+        return actions.verify_connection(Store.objects.get(pk=store.pk))
+
+    with serve(_NonSistemasOverTls, tls=pki.server_context("erp.test")) as server:
+        url = f"https://erp.test:{server.server_address[1]}/"
+        configure(password=ERP_PASSWORD)
+        assert verify().code == ErrorCode.TLS
+        # A new CA, like a new server, needs the password again.
+        with pytest.raises(CommandError, match="certificado de CA nuevo"):
+            configure("--ca-cert", str(ca_file))
+        configure("--ca-cert", str(ca_file), password=ERP_PASSWORD)
+        assert verify().ok
+        configure("--remove-ca-cert")
+        assert verify().code == ErrorCode.TLS
+    details = AuditEvent.objects.filter(store=store).values_list("detail", flat=True)
+    assert any(
+        d.startswith("Certificado de CA nuevo: CN=Mayorista Sur CA interna") for d in details
+    )
+    assert "Certificado de CA quitado" in details
+
+
+def test_the_command_line_refuses_a_ca_file_it_cannot_use(store, standin, tmp_path):
+    connect(store, standin)
+    base = ["erp", "configure", store.slug, "nonsistemas", "--url", standin.url]
+    base += ["--username", ERP_USER]
+    with pytest.raises(CommandError, match="No se pudo leer"):
+        call_command(*base, "--ca-cert", str(tmp_path / "no-existe.pem"))
+    not_a_cert = tmp_path / "clave.pem"
+    not_a_cert.write_text("hola")
+    with pytest.raises(CommandError, match="Certificado de la CA"):
+        call_command(*base, "--ca-cert", str(not_a_cert))
+    assert Connection.objects.get(store=store).ca_cert_pem == ""
+
+
 def _der(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.DER)
 
@@ -1085,3 +1143,33 @@ def test_the_demo_keeps_plain_http_cookies_and_production_gets_secure_ones(tmp_p
         "SECURE_HSTS_SECONDS": 31536000,
         "SECURE_PROXY_SSL_HEADER": ["HTTP_X_FORWARDED_PROTO", "https"],
     }
+
+
+# ---- Content-Security-Policy ------------------------------------------------------------
+
+
+def test_pages_forbid_inline_scripts_and_styles_and_framing(admin_client, store):
+    for url in (
+        reverse("login"),
+        reverse("catalog:list", args=[store.slug]),
+        reverse("erp:integrations", args=[store.slug]),
+    ):
+        policy = admin_client.get(url).headers["Content-Security-Policy"]
+        directives = dict(d.strip().split(" ", 1) for d in policy.split(";"))
+        assert directives["script-src"] == "'self'", url
+        assert directives["style-src"] == "'self'", url
+        assert directives["frame-ancestors"] == "'none'", url
+        assert "unsafe" not in policy
+
+
+def test_no_template_carries_inline_script_style_or_event_handler():
+    # The policy would block them in the browser: a page would silently lose them.
+    root = Path(__file__).resolve().parent.parent
+    inline = re.compile(r"\sstyle=|<style|<script(?![^>]*\ssrc=)|\son[a-z]+=|javascript:", re.I)
+    offenders = [
+        f"{template.relative_to(root)}: {match.group(0).strip()}"
+        for template in root.glob("*/templates/**/*.html")
+        for match in inline.finditer(template.read_text())
+    ]
+    assert not offenders
+    assert len(list(root.glob("*/templates/**/*.html"))) > 10

@@ -113,6 +113,13 @@ def page(chromium_path: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
             yield page
         finally:
             context.close()
+            # ORM calls made while Playwright's loop runs get their own database
+            # connections (asgiref's context-local storage); close them here, in
+            # that same context, or they outlive the test and block dropping the
+            # test database.
+            from django.db import connections
+
+            connections.close_all()
     assert not problems, "the browser saw problems:\n" + "\n".join(problems)
 
 
@@ -187,3 +194,17 @@ def run_worker(transactional_db: None, settings: Any) -> Callable[[], str]:
         return output
 
     return run
+
+
+def log_in(page: Any, base_url: str, email: str) -> None:
+    """Log in through the login page; with one store, it lands on its catalog."""
+    from playwright.sync_api import expect
+
+    from tests.conftest import TEST_PASSWORD
+
+    page.goto(base_url + "/")
+    expect(page.get_by_role("heading", name="Ingresar")).to_be_visible()
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Contraseña").fill(TEST_PASSWORD)
+    page.get_by_role("button", name="Ingresar").click()
+    expect(page.get_by_role("heading", name="Catálogo")).to_be_visible()

@@ -21,9 +21,10 @@ from typing import Any
 
 import pytest
 
-from catalog.models import Item, sku_key
 from stores.models import Store
-from tests.conftest import ERP_PASSWORD, ERP_USER, TEST_PASSWORD
+from tests.browser.conftest import log_in
+from tests.conftest import ERP_PASSWORD, ERP_USER
+from tests.erp.sync_helpers import make_items
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -66,16 +67,10 @@ def catalog(store: Store, standin: Any) -> None:
         ("DUC-0004", "Ducha eléctrica 5500 W", 3, "75.00"),
         ("LOC-0005", "Local: no está en el ERP", 4, "9.99"),
     ]
-    Item.objects.bulk_create(
-        Item(
-            store=store,
-            sku=sku,
-            sku_key=sku_key(sku),
-            name=name,
-            stock=stock,
-            wholesale_price=Decimal(price),
-        )
-        for sku, name, stock, price in rows
+    make_items(
+        store,
+        [(sku, stock, price) for sku, _, stock, price in rows],
+        names={sku: name for sku, name, _, _ in rows},
     )
     standin.load(erp_items(standin))
 
@@ -103,14 +98,7 @@ def test_admin_connects_verifies_updates_and_sees_exactly_what_changed(
     from playwright.sync_api import expect
 
     # ---- log in: with one store, straight to its catalog ----------------------------
-    page.goto(live_server.url + "/")
-    expect(page.get_by_role("heading", name="Ingresar")).to_be_visible()
-    screenshot("01-login")
-    page.get_by_label("Email").fill(admin_user.email)
-    page.get_by_label("Contraseña").fill(TEST_PASSWORD)
-    page.get_by_role("button", name="Ingresar").click()
-
-    expect(page.get_by_role("heading", name="Catálogo")).to_be_visible()
+    log_in(page, live_server.url, admin_user.email)
     assert catalog_shown(page) == {
         "ACE-0001": (5, Decimal("100.00")),
         "BUL-0002": (10, Decimal("200.00")),

@@ -1,6 +1,7 @@
 """`vxm erp ...`: the operators' side of the ERP integration.
 
     vxm erp configure SLUG KIND --url URL --username USER [--password-stdin]
+        [--ca-cert FILE.pem | --remove-ca-cert]
     vxm erp verify SLUG
     vxm erp sync SLUG [--full] [--json]
     vxm erp runs SLUG [--json] [--limit N]
@@ -16,9 +17,11 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any, TextIO
 
 from django.conf import settings
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
 from django.db import transaction
 from django.utils import timezone
@@ -26,7 +29,7 @@ from django.utils import timezone
 from erp import actions, registry, reports, secrets
 from erp.engine import NotConnected, UpdateAlreadyRunning, execute_run, expire_stale_runs
 from erp.errors import ErrorCode
-from erp.forms import ConnectionForm
+from erp.forms import MAX_CA_BYTES, ConnectionForm
 from erp.models import Connection, Run, RunStatus
 from erp.sources import FeedStats
 from erp.templatetags.erp_tags import COUNT_LABELS
@@ -93,6 +96,17 @@ class Command(BaseCommand):
         )
         # Accepted only to refuse it with the reason, instead of argparse's bare error.
         configure.add_argument("--password", help=argparse.SUPPRESS)
+        ca = configure.add_mutually_exclusive_group()
+        ca.add_argument(
+            "--ca-cert",
+            metavar="ARCHIVO",
+            type=Path,
+            help="certificado (PEM) de la CA propia de la empresa, si el ERP usa una; un "
+            "certificado nuevo pide la contraseña de nuevo",
+        )
+        ca.add_argument(
+            "--remove-ca-cert", action="store_true", help="quitar el certificado de CA guardado"
+        )
 
         verify = sub.add_parser("verify", help="Prueba la conexión guardada de una tienda.")
         verify.add_argument("slug")
@@ -166,12 +180,23 @@ class Command(BaseCommand):
         kind = options["kind"]
         password = self._password(options)
         connection = Connection.objects.filter(store=store).first()
+        files = {}
+        if options["ca_cert"] is not None:
+            path: Path = options["ca_cert"]
+            try:
+                with path.open("rb") as f:
+                    content = f.read(MAX_CA_BYTES + 1)
+            except OSError as e:
+                raise CommandError(f"No se pudo leer {path}: {e.strerror}.") from None
+            files["ca_cert"] = SimpleUploadedFile(path.name, content)
         form = ConnectionForm(
             data={
                 "url": options["url"],
                 "username": options["username"],
                 "password": password or "",
+                "remove_ca_cert": options["remove_ca_cert"],
             },
+            files=files,
             kind=kind,
             connection=connection,
         )
@@ -184,13 +209,7 @@ class Command(BaseCommand):
                 lines.append(f"  (la contraseña va por --password-stdin o {PASSWORD_ENV})")
             raise CommandError("La configuración no es válida:\n" + "\n".join(lines))
         try:
-            connection = actions.save_settings(
-                store,
-                kind=kind,
-                url=form.cleaned_data["url"],
-                username=form.cleaned_data["username"],
-                password=form.new_password,
-            )
+            connection = actions.save_settings(store, **form.settings())
         except actions.ServerChangeWhileRunning as e:
             raise CommandError(str(e)) from None
         provider = registry.provider(kind)
