@@ -25,7 +25,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from catalog.models import ChangeSource, Item, change_for, sku_key
-from catalog.writes import CatalogWriter, Change
+from catalog.writes import CatalogWriter, Change, item_in
 from stores.models import Store
 
 COLUMNS = ("sku", "name", "stock", "wholesale_price")
@@ -497,7 +497,7 @@ def _apply_chunk(
     # write (SQLite already holds the database's write lock).
     found = (
         Item.objects.select_for_update()
-        .filter(store=store, sku__in=[r.sku for r in rows])
+        .filter(item_in("sku", [r.sku for r in rows]), store=store)
         .order_by()
         .values_list("sku", "id", "name", "stock", "wholesale_price")
     )
@@ -509,7 +509,7 @@ def _apply_chunk(
     new_keys = {sku_key(r.sku) for r in rows if r.sku not in existing}
     by_key: dict[str, str] = {}
     if new_keys:
-        same = Item.objects.filter(store=store, sku_key__in=new_keys).order_by()
+        same = Item.objects.filter(item_in("sku_key", list(new_keys)), store=store).order_by()
         by_key = dict(same.values_list("sku_key", "sku"))
 
     to_create: list[_Row] = []

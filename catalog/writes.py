@@ -4,8 +4,9 @@ Shared by everything that changes many items at once (CSV import, ERP updates).
 Django's bulk_update builds a CASE WHEN per field with a branch per row, which
 costs about a millisecond of Python per row and is quadratic on SQLite, and
 bulk_create spends most of its time building model instances. Here a batch is
-one multi-row INSERT, and updates one UPDATE joined to a VALUES list on
-PostgreSQL (an executemany on SQLite, which runs in-process and is as fast).
+one INSERT and updates one UPDATE, each fed one array per column on
+PostgreSQL (`unnest`: the statement stays short whatever the batch), a multi-row
+INSERT and an executemany on SQLite (in-process, as fast).
 Values go through the backend's own adapters, as the ORM's do.
 """
 
@@ -14,7 +15,8 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import connection
-from django.db.models import Field, Model
+from django.db.models import BooleanField, Field, Model, Q
+from django.db.models.expressions import RawSQL
 
 from catalog.models import Item, ItemChange, sku_key
 from stores.models import Store
@@ -25,10 +27,31 @@ Change = tuple[int, int | None, int | None, Decimal | None, Decimal | None]
 # Rows per statement: bounded so that one statement's SQL text stays a few hundred KB.
 _BATCH_ROWS = 5000
 
-# The type of each updatable Item column in a PostgreSQL VALUES list, which has none
-# of its own. text and numeric rather than varchar(300) and numeric(14, 2): those
-# casts would silently cut or round a value that the column itself refuses.
-_PG_TYPES = {"name": "text", "stock": "bigint", "wholesale_price": "numeric"}
+
+def item_in(field: str, values: list[str]) -> Q | RawSQL:
+    """A filter of items whose `field` (sku or sku_key) is one of `values`.
+
+    On PostgreSQL one array parameter (`= ANY`): an IN list of a thousand
+    placeholders costs more to build and parse than the indexed lookup itself.
+    """
+    if connection.vendor == "postgresql":
+        column = (
+            f"{connection.ops.quote_name(Item._meta.db_table)}.{connection.ops.quote_name(field)}"
+        )
+        return RawSQL(f"{column} = ANY(%s::text[])", (values,), output_field=BooleanField())
+    return Q(**{f"{field}__in": values})
+
+
+def _pg_array_type(model: type[Model], name: str) -> str:
+    """The PostgreSQL array type that carries values of the field `name` of `model`.
+
+    The base type, without its modifiers: a cast to varchar(300) would silently cut
+    a value that assigning to the column itself refuses with an error.
+    """
+    field = model._meta.get_field(name)
+    assert isinstance(field, Field)
+    base = str(field.db_type(connection)).split("(")[0].strip()
+    return f"{'text' if base == 'varchar' else base}[]"
 
 
 class CatalogWriter:
@@ -89,9 +112,20 @@ class CatalogWriter:
             return
         table = self._q(model._meta.db_table)
         columns = ", ".join(self.column(model, n) for n in names)
-        row_sql = "(" + ", ".join(["%s"] * len(names)) + ")"
-        per_statement = self._rows_per_statement(len(names))
         with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                # One array per column: a short statement whatever the batch, so
+                # the driver does not parse thousands of placeholders.
+                arrays = ", ".join(f"%s::{_pg_array_type(model, n)}" for n in names)
+                for start in range(0, len(rows), _BATCH_ROWS):
+                    batch = rows[start : start + _BATCH_ROWS]
+                    cursor.execute(
+                        f"INSERT INTO {table} ({columns}) SELECT * FROM unnest({arrays})",
+                        [list(column) for column in zip(*batch, strict=True)],
+                    )
+                return
+            row_sql = "(" + ", ".join(["%s"] * len(names)) + ")"
+            per_statement = self._rows_per_statement(len(names))
             for start in range(0, len(rows), per_statement):
                 batch = rows[start : start + per_statement]
                 values = ", ".join([row_sql] * len(batch))
@@ -120,7 +154,7 @@ class CatalogWriter:
         per_query = self._rows_per_statement(1, extra_params=1)
         for start in range(0, len(skus), per_query):
             created = Item.objects.filter(
-                store_id=store_id, sku__in=skus[start : start + per_query]
+                item_in("sku", skus[start : start + per_query]), store_id=store_id
             )
             ids.update(created.order_by().values_list("sku", "id"))
         return ids
@@ -150,16 +184,21 @@ class CatalogWriter:
         with connection.cursor() as cursor:
             if connection.vendor == "postgresql":
                 aliases = [f"c{k}" for k in range(len(names))]
-                row_sql = "(%s::bigint, " + ", ".join(f"%s::{_PG_TYPES[n]}" for n in names) + ")"
+                arrays = ", ".join(
+                    ["%s::bigint[]", *(f"%s::{_pg_array_type(Item, n)}" for n in names)]
+                )
                 sets = ", ".join(f"{c} = v.{a}" for c, a in zip(columns, aliases, strict=True))
-                per_statement = self._rows_per_statement(len(names) + 1, extra_params=2)
-                for start in range(0, len(rows), per_statement):
-                    batch = rows[start : start + per_statement]
+                for start in range(0, len(rows), _BATCH_ROWS):
+                    batch = rows[start : start + _BATCH_ROWS]
                     cursor.execute(
                         f"UPDATE {table} AS t SET {sets}, {updated_at} = %s "
-                        f"FROM (VALUES {', '.join([row_sql] * len(batch))}) "
-                        f"AS v(id, {', '.join(aliases)}) WHERE t.{pk} = v.id AND t.{store} = %s",
-                        [self.at, *(value for row in batch for value in row), self.store_id],
+                        f"FROM unnest({arrays}) AS v(id, {', '.join(aliases)}) "
+                        f"WHERE t.{pk} = v.id AND t.{store} = %s",
+                        [
+                            self.at,
+                            *(list(column) for column in zip(*batch, strict=True)),
+                            self.store_id,
+                        ],
                     )
             else:
                 sets = ", ".join(f"{c} = %s" for c in columns)

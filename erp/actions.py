@@ -16,7 +16,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from erp import registry
 from erp.engine import active_run, request_update
-from erp.errors import ErpError, ErrorCode
+from erp.errors import ErpError, ErrorCode, printable
 from erp.forms import ca_summaries, origin_of
 from erp.models import AuditAction, AuditEvent, Connection, Run
 from stores.models import Store
@@ -49,7 +49,7 @@ def audit(store: Store, user: Any, action: str, detail: str) -> None:
         user=user if user is not None and user.is_authenticated else None,
         actor=actor_name(user),
         action=action,
-        detail=detail[:500],
+        detail=printable(detail)[:500],
     )
 
 

@@ -27,9 +27,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from catalog.models import ChangeSource, Item, sku_key
-from catalog.writes import CatalogWriter, Change
+from catalog.writes import CatalogWriter, Change, item_in
 from erp import registry
-from erp.errors import ErpError, ErrorCode, printable
+from erp.errors import ErpError, ErrorCode, printable, storable
 from erp.models import (
     ACTIVE_STATUSES,
     STALE_AFTER,
@@ -233,9 +233,10 @@ def _finish(
             # Declared dead (no heartbeat) while it was finishing: the watermark
             # stays, the next run re-reads; nothing is lost.
             return
-        Connection.objects.filter(store=run.store).update(
-            watermark=next_watermark, erp_clock_offset=clock_offset
-        )
+        # An unknown offset (the ERP did not say its time) keeps the last known
+        # one: it is the baseline that detects the ERP's clock moving back.
+        offset = {} if clock_offset is None else {"erp_clock_offset": clock_offset}
+        Connection.objects.filter(store=run.store).update(watermark=next_watermark, **offset)
 
 
 def _fail(run: Run, stats: FeedStats, code: str, message: str) -> None:
@@ -311,9 +312,9 @@ class Applier:
             # a manual edit or CSV import committed meanwhile is either seen here
             # (and becomes the history's old value) or waits; it is never reverted.
             writer.lock_store()
-            # A code with NUL names no store item (SKUs cannot hold it), and
-            # PostgreSQL refuses it even as a query parameter.
-            keys = {sku_key(i.code) for i in batch if i.code.strip() and "\x00" not in i.code}
+            # A code with NUL or a lone surrogate names no store item (SKUs cannot
+            # hold them), and the database refuses them even as a query parameter.
+            keys = {sku_key(i.code) for i in batch if i.code.strip() and storable(i.code)}
             by_key = self._store_items(keys)
             outcome = Outcome()
             for erp_item in batch:
@@ -349,7 +350,7 @@ class Applier:
             # index of the whole store instead of the (store, sku_key) one.
             rows = (
                 Item.objects.select_for_update()
-                .filter(store=self.store, sku_key__in=keys[start : start + 900])
+                .filter(item_in("sku_key", keys[start : start + 900]), store=self.store)
                 .order_by()
                 .values_list("id", "sku", "sku_key", "stock", "wholesale_price")
             )
@@ -361,7 +362,7 @@ class Applier:
         self, outcome: Outcome, kind: str, erp_item: ErpItem, reason: str, sku: str = ""
     ) -> None:
         outcome.counts[kind] += 1
-        outcome.issues.append((kind, _code(erp_item), sku[:100], reason[:300]))
+        outcome.issues.append((kind, _code(erp_item), sku[:100], printable(reason)[:300]))
 
     def _apply_one(
         self, erp_item: ErpItem, by_key: dict[str, list[StoreRow]], outcome: Outcome

@@ -44,6 +44,19 @@ def printable(text: str) -> str:
     return "".join(ch if ch.isprintable() else (" " if ch.isspace() else "\ufffd") for ch in text)
 
 
+def storable(text: str) -> bool:
+    """Whether `text` can go into a query or a text column of every database we
+    use: no NUL (PostgreSQL) and valid Unicode (a lone surrogate, which a JSON
+    `\\ud800` escape decodes to, cannot be encoded for either database)."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class ErpError(Exception):
     def __init__(self, code: str, message: str, *, permanent: bool = False) -> None:
         message = printable(message)

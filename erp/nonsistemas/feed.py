@@ -210,6 +210,8 @@ class ChangeReader:
     def _clock_went_back(self, page: StockPage) -> bool:
         """Whether the instance's clock moved back against ours since the last run."""
         if page.hora_servidor is None:
+            # Unknown this time: the last known offset stays the baseline.
+            self.clock_offset = self.previous_clock_offset
             return False
         self.clock_offset = (page.hora_servidor - self.now()).total_seconds()
         if self.previous_clock_offset is None:

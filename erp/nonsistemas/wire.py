@@ -16,7 +16,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Final
 from urllib.parse import urlsplit, urlunsplit
 
-from erp.errors import ErpError, ErrorCode
+from erp.errors import ErpError, ErrorCode, printable
 from erp.sources import ErpItem
 
 # ---- endpoints ------------------------------------------------------------------
@@ -200,7 +200,8 @@ def _parse_currency(value: object) -> str:
     if value is None:
         return DEFAULT_CURRENCY
     if isinstance(value, str):
-        return value.strip().upper()
+        # Bounded and printable: it is shown in the reason a price was not applied.
+        return printable(value.strip().upper())[:10]
     # Not a string: "" makes the engine's currency check reject it instead of
     # guessing ARS for an item that said something else.
     return ""
@@ -301,7 +302,8 @@ def parse_version(body: object) -> str | None:
     if not isinstance(body, dict) or body.get("producto") != PRODUCT_NAME:
         return None
     version = body.get("version")
-    return version if isinstance(version, str) else ""
+    # Shown and kept in the audit trail: bounded and printable.
+    return printable(version.strip())[:50] if isinstance(version, str) else ""
 
 
 @dataclass(frozen=True, slots=True)

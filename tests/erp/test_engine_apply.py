@@ -2,6 +2,7 @@
 editing the same item, ERP codes that name one store item twice, text that the
 database refuses."""
 
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -14,11 +15,12 @@ from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from catalog.models import ChangeSource, Item, ItemChange
-from erp import registry
+from erp import actions, registry
 from erp.engine import Applier, claim, execute_run, request_update
 from erp.errors import ErpError
-from erp.models import Run, RunIssue, RunStatus
+from erp.models import AuditEvent, Run, RunIssue, RunStatus
 from erp.sources import ErpItem, FeedStats
+from nonsistemas_standin import catalog as standin_catalog
 from tests.erp.sync_helpers import connect, make_items, sync
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -123,15 +125,48 @@ def test_two_erp_codes_naming_one_store_item_on_one_page_leave_the_later_ones_va
     assert history == [(1, 20), (20, 30)]
 
 
-def test_an_erp_code_with_a_nul_character_is_reported_and_the_run_succeeds(store, standin):
+def test_a_currency_with_a_nul_character_rejects_the_price_and_the_run_succeeds(store, standin):
     make_items(store, [("OK-1", 1, "10.00")])
     connect(store, standin)
-    standin.load([erp_row("OK-1", "5.000"), erp_row("MAL\x00O", "5.000", seconds=1)])
+    standin.load([erp_row("OK-1", "5.000", moneda="AR\x00S")])
+    run = sync(store)
+    assert run.status == RunStatus.WARNINGS
+    assert Item.objects.get(store=store, sku="OK-1").stock == 5
+    issue = RunIssue.objects.get(run=run)
+    assert issue.kind == "price_rejected" and "AR\ufffdS" in issue.reason
+
+
+def test_a_version_with_a_nul_character_still_verifies(store, standin):
+    connect(store, standin)
+    standin.configure(version="4.3.1\x00")
+    outcome = actions.verify_connection(store)
+    assert outcome.ok
+    assert (
+        AuditEvent.objects.filter(store=store)
+        .latest("pk")
+        .detail.startswith("Correcta: NonSistemas 4.3.1")
+    )
+
+
+@pytest.mark.parametrize(
+    "code, shown",
+    [("MAL\x00O", "MAL\ufffdO"), ("MAL\ud800", "MAL\ufffd")],
+    ids=["nul", "lone-surrogate"],
+)
+def test_a_code_no_database_can_store_is_unmatched_and_the_runs_succeed(
+    store, standin, monkeypatch, code, shown
+):
+    # Many JSON encoders (Java, PHP, Python's default) escape non-ASCII text:
+    # "\u0000" and a lone "\ud800" are valid JSON that no database can store.
+    monkeypatch.setattr(standin_catalog, "_json_string", lambda text: json.dumps(text))
+    make_items(store, [("OK-1", 1, "10.00")])
+    connect(store, standin)
+    standin.load([erp_row("OK-1", "5.000"), erp_row(code, "5.000", seconds=1)])
     run = sync(store)
     assert run.status == RunStatus.SUCCEEDED
     assert Item.objects.get(store=store, sku="OK-1").stock == 5
-    issue = RunIssue.objects.get(run=run)
-    assert issue.code == "MAL\ufffdO"
+    assert RunIssue.objects.get(run=run).code == shown
+    assert sync(store).status == RunStatus.SUCCEEDED  # and the next run too
 
 
 def test_a_discontinued_item_with_unreadable_stock_gets_stock_zero(store, standin):

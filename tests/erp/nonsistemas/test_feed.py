@@ -189,3 +189,30 @@ def test_clock_moved_back_over_a_busy_span_budgets_the_pages_of_the_longer_span(
     reader = clock_moved_back(api, since, 600)
     got = [i.code for batch in reader for i in batch]
     assert len(got) == len(set(got)) == 400
+
+
+def test_a_clock_that_moved_back_is_remembered_across_a_run_whose_first_page_had_no_time():
+    since = NOW - timedelta(minutes=30)  # the last run's watermark; its offset was 0
+    # Made after the instance's clock went back 600 s: stamped before the watermark.
+    late = ErpItem("LATE", Decimal(1), Decimal("1.00"), "ARS", True, since - timedelta(seconds=300))
+    api = FakeApi([late, *(item(f"N{i:02d}", 1800 + i) for i in range(25))])
+
+    def first_page_without_time(**kw: Any) -> StockPage:
+        page = api(**kw)
+        return dataclasses.replace(page, hora_servidor=None) if len(api.asked) == 1 else page
+
+    first = clock_moved_back(api, since, 600)
+    first.fetch = first_page_without_time
+    read = {i.code for batch in first for i in batch}
+    # What the engine keeps for the next run: its watermark and the clock offset.
+    assert first.clock_offset == 0.0
+    second = ChangeReader(
+        api,
+        first.next_watermark,
+        FeedStats(),
+        page_size=10,
+        previous_clock_offset=first.clock_offset,
+        now=lambda: NOW + timedelta(seconds=600),
+    )
+    read |= {i.code for batch in second for i in batch}
+    assert "LATE" in read
