@@ -16,7 +16,7 @@ import csv
 import io
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
@@ -192,6 +192,14 @@ class ImportReport:
         self.warning_count += 1
         if len(self.warnings) < MAX_REPORTED_ERRORS:
             self.warnings.append(message)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "ImportReport":
+        errors = [RowError(**e) for e in data.get("errors", [])]
+        return cls(**{**data, "errors": errors})
 
     def summary(self) -> str:
         if self.file_error:

@@ -151,3 +151,54 @@ def change_for(
         change.old_price, change.new_price = item.wholesale_price, new_price
         item.wholesale_price = new_price
     return change
+
+
+class ImportStatus(models.TextChoices):
+    QUEUED = "queued", "En cola"
+    RUNNING = "running", "Importando"
+    DONE = "done", "Terminada"
+    FAILED = "failed", "No se importó"
+
+
+class CatalogImport(models.Model):
+    """A CSV file too large to apply within the web request.
+
+    Recorded (already validated) first, applied by a background task, which keeps
+    the report here and drops the file. Small files are applied in the request
+    and leave no row.
+    """
+
+    store = models.ForeignKey(Store, on_delete=models.CASCADE, related_name="imports")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    actor = models.CharField(max_length=200)
+    filename = models.CharField(max_length=255)
+    # The uploaded bytes, in the database so that any worker can read them; emptied
+    # once the import has finished.
+    content = models.BinaryField(default=b"")
+    size = models.PositiveBigIntegerField(default=0)
+    rows = models.PositiveIntegerField(default=0)
+    status = models.CharField(
+        max_length=10, choices=ImportStatus.choices, default=ImportStatus.QUEUED
+    )
+    # ImportReport.to_json() once finished.
+    report = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["store", "-created_at"], name="import_store_created")]
+
+    def __str__(self) -> str:
+        return f"{self.filename} ({self.get_status_display()})"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (ImportStatus.DONE, ImportStatus.FAILED)

@@ -7,5 +7,6 @@ urlpatterns = [
     path("", views.item_list, name="list"),
     path("items/<int:pk>/", views.item_detail, name="item"),
     path("import/", views.item_import, name="import"),
+    path("imports/<int:pk>/", views.import_detail, name="import_detail"),
     path("export/", views.item_export, name="export"),
 ]

@@ -13,11 +13,19 @@ from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.views.decorators.http import require_safe
 
 from catalog import export
-from catalog.csv_import import COLUMNS, MAX_FILE_BYTES, NOTHING_IMPORTED, import_csv
+from catalog.background_import import applies_in_background, expire_stale_imports, queue_import
+from catalog.csv_import import (
+    COLUMNS,
+    MAX_FILE_BYTES,
+    NOTHING_IMPORTED,
+    ImportReport,
+    import_csv,
+)
 from catalog.forms import ImportForm, ItemEditForm, SearchForm
-from catalog.models import LOW_STOCK_THRESHOLD, ChangeSource, Item, change_for
+from catalog.models import LOW_STOCK_THRESHOLD, CatalogImport, ChangeSource, Item, change_for
 from catalog.templatetags.money import money
 from stores.access import store_view
 from stores.models import Store
@@ -190,10 +198,15 @@ def item_import(request: HttpRequest, store: Store) -> HttpResponse:
         form = ImportForm(request.POST, request.FILES)
         if form.is_valid():
             upload = form.cleaned_data["file"]
-            report = import_csv(store, upload, actor=_actor(request), user=request.user)
-            if report.applied:
-                messages.success(request, report.summary())
-                form = ImportForm()
+            if applies_in_background(upload):
+                report, job = queue_import(store, upload, actor=_actor(request), user=request.user)
+                if job is not None:
+                    return redirect("catalog:import_detail", store_slug=store.slug, pk=job.pk)
+            else:
+                report = import_csv(store, upload, actor=_actor(request), user=request.user)
+                if report.applied:
+                    messages.success(request, report.summary())
+                    form = ImportForm()
     else:
         form = ImportForm()
     return render(
@@ -207,8 +220,27 @@ def item_import(request: HttpRequest, store: Store) -> HttpResponse:
             "columns": ",".join(COLUMNS),
             "max_mb": MAX_FILE_BYTES // (1024 * 1024),
             "nothing_imported": NOTHING_IMPORTED,
+            "recent_imports": CatalogImport.objects.filter(store=store).defer("content")[:5],
         },
     )
+
+
+@store_view
+@require_safe
+def import_detail(request: HttpRequest, store: Store, pk: int) -> HttpResponse:
+    """A background import: its progress (polled by htmx), then its report."""
+    expire_stale_imports(store)
+    job = get_object_or_404(CatalogImport.objects.defer("content"), store=store, pk=pk)
+    context = {
+        "nav": "catalog",
+        "store": store,
+        "job": job,
+        "report": ImportReport.from_json(job.report) if job.report else None,
+        "nothing_imported": NOTHING_IMPORTED,
+    }
+    polled = request.headers.get("HX-Request") == "true"
+    template = "catalog/_import_status.html" if polled else "catalog/import_detail.html"
+    return render(request, template, context)
 
 
 @store_view

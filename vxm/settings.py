@@ -187,6 +187,9 @@ VXM_LOGIN_FAILURE_WINDOW_MINUTES = int(os.environ.get("VXM_LOGIN_FAILURE_WINDOW_
 VXM_ENCRYPTION_KEYS = _env_list("VXM_ENCRYPTION_KEYS")
 # Development, demo and tests only: lets an ERP URL be http:// and point at this machine.
 VXM_ALLOW_LOCAL_ERP = _env_bool("VXM_ALLOW_LOCAL_ERP")
+# CSV files larger than this (about 20,000 rows) are applied by a background task,
+# not in the request.
+VXM_CSV_INLINE_BYTES = int(os.environ.get("VXM_CSV_INLINE_BYTES", str(1024 * 1024)))
 # Page size asked of NonSistemas (the contract's maximum is 1000). Smaller only in
 # tests that need many pages from a small catalog.
 VXM_NONSISTEMAS_PAGE_SIZE = int(os.environ.get("VXM_NONSISTEMAS_PAGE_SIZE", "1000"))

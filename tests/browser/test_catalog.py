@@ -1,5 +1,6 @@
 """A store admin's catalog work in a real browser: find items, fix one by hand,
-import a price list that is wrong and then right.
+import a price list that is wrong and then right (applied in the background by
+the task worker, as large files are).
 
 Every page here also runs under the Content-Security-Policy: a style or script
 it refuses is a console error, which fails the test (tests/browser/conftest.py).
@@ -45,6 +46,8 @@ def test_admin_finds_items_edits_one_and_imports_a_price_list(
     catalog: None,
     tmp_path: Path,
     screenshot: Callable[[str], Path],
+    settings: Any,
+    run_worker: Callable[[], str],
 ) -> None:
     from playwright.sync_api import expect
 
@@ -94,7 +97,8 @@ def test_admin_finds_items_edits_one_and_imports_a_price_list(
     screenshot("catalog-03-import-refused")
     assert not Item.objects.filter(store=store, sku="NUE-0004").exists()
 
-    # ---- fixed, it imports -------------------------------------------------------------
+    # ---- fixed, it imports; as a large file would, in the background ---------------------
+    settings.VXM_CSV_INLINE_BYTES = 10
     bad.write_text(
         "sku,name,stock,wholesale_price\n"
         '"ACE-0001","Aceite de girasol 1,5 l x 12",10,120.00\n'
@@ -103,8 +107,13 @@ def test_admin_finds_items_edits_one_and_imports_a_price_list(
     )
     page.get_by_label("Archivo CSV").set_input_files(str(bad))
     page.get_by_role("button", name="Importar").click()
+    expect(page.get_by_role("heading", name="Importación de «lista.csv»")).to_be_visible()
+    expect(page.get_by_role("status")).to_contain_text("En cola")
+    screenshot("catalog-04-import-queued")
+    run_worker()
+    # The page learns by itself (polling) that the worker applied it.
     expect(page.get_by_role("heading", name="Resultado")).to_be_visible()
-    screenshot("catalog-04-imported")
+    screenshot("catalog-05-imported")
     page.get_by_role("link", name="Ver el catálogo").click()
     assert listed_skus(page) == ["ACE-0001", "BUL-0002", "CAB-0003", "NUE-0004"]
     aceite = Item.objects.get(store=store, sku="ACE-0001")
