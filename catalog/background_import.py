@@ -64,7 +64,12 @@ def queue_import(
 
 
 def run_queued_import(import_id: int) -> CatalogImport:
-    """Claim (queued → running, by a conditional UPDATE) and apply a queued import."""
+    """Claim (queued → running, by a conditional UPDATE) and apply a queued import.
+
+    The catalog's writes and the import's outcome commit together: a worker killed
+    at any point leaves either both or neither, so "nothing was imported" is
+    always true when the page says it.
+    """
     claimed = CatalogImport.objects.filter(pk=import_id, status=ImportStatus.QUEUED).update(
         status=ImportStatus.RUNNING, started_at=timezone.now()
     )
@@ -72,24 +77,38 @@ def run_queued_import(import_id: int) -> CatalogImport:
         return CatalogImport.objects.get(pk=import_id)
     job = CatalogImport.objects.select_related("store", "requested_by").get(pk=import_id)
     try:
-        if (
-            job.requested_by_id is not None
-            and not Membership.objects.filter(store=job.store, user_id=job.requested_by_id).exists()
-        ):
-            report = ImportReport(
-                file_error="No se importó nada: quien subió el archivo ya no administra "
-                "esta tienda."
-            )
-        else:
-            report = import_csv(
-                job.store, io.BytesIO(bytes(job.content)), actor=job.actor, user=job.requested_by
-            )
+        with transaction.atomic():
+            # Uploads come from the panel, always by a user: one deleted or no
+            # longer a member of the store meanwhile does not get to write.
+            if (
+                job.requested_by_id is None
+                or not Membership.objects.filter(
+                    store=job.store, user_id=job.requested_by_id
+                ).exists()
+            ):
+                report = ImportReport(
+                    file_error="No se importó nada: quien subió el archivo ya no administra "
+                    "esta tienda."
+                )
+            else:
+                content = io.BytesIO(bytes(job.content))
+                report = import_csv(job.store, content, actor=job.actor, user=job.requested_by)
+            _record_outcome(import_id, report)
     except Exception:
         logger.exception("import %s of store %s crashed", job.pk, job.store.slug)
-        report = ImportReport(
-            file_error="No se importó nada: falló por un error interno nuestro. Ya quedó "
-            "registrado; volvé a subir el archivo en unos minutos y, si se repite, escribinos."
+        _record_outcome(
+            import_id,
+            ImportReport(
+                file_error="No se importó nada: falló por un error interno nuestro. Ya quedó "
+                "registrado; volvé a subir el archivo en unos minutos y, si se repite, "
+                "escribinos."
+            ),
         )
+    job.refresh_from_db()
+    return job
+
+
+def _record_outcome(import_id: int, report: ImportReport) -> None:
     # Unconditional: even if declared stale meanwhile, what really happened wins.
     CatalogImport.objects.filter(pk=import_id).update(
         status=ImportStatus.DONE if report.applied else ImportStatus.FAILED,
@@ -97,8 +116,6 @@ def run_queued_import(import_id: int) -> CatalogImport:
         finished_at=timezone.now(),
         content=b"",
     )
-    job.refresh_from_db()
-    return job
 
 
 def expire_stale_imports(store: Store) -> int:
@@ -109,8 +126,11 @@ def expire_stale_imports(store: Store) -> int:
         file_error="No se importó nada: la importación se interrumpió antes de terminar. "
         "Volvé a subir el archivo."
     )
+    cutoff = now - STALE_AFTER
+    # A running import counts from when a worker took it, not from the upload: it
+    # may have waited in the queue behind other work.
     return CatalogImport.objects.filter(
-        Q(status=ImportStatus.QUEUED) | Q(status=ImportStatus.RUNNING),
+        Q(status=ImportStatus.QUEUED, created_at__lt=cutoff)
+        | Q(status=ImportStatus.RUNNING, started_at__lt=cutoff),
         store=store,
-        created_at__lt=now - STALE_AFTER,
     ).update(status=ImportStatus.FAILED, report=interrupted.to_json(), finished_at=now, content=b"")

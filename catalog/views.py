@@ -13,6 +13,7 @@ from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_safe
 
 from catalog import export
@@ -240,7 +241,11 @@ def import_detail(request: HttpRequest, store: Store, pk: int) -> HttpResponse:
     }
     polled = request.headers.get("HX-Request") == "true"
     template = "catalog/_import_status.html" if polled else "catalog/import_detail.html"
-    return render(request, template, context)
+    response = render(request, template, context)
+    # One URL, two answers: a cache (the back button) must not serve the fragment
+    # as the page.
+    patch_vary_headers(response, ["HX-Request"])
+    return response
 
 
 @store_view

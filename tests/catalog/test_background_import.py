@@ -6,12 +6,14 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
 
+from catalog import background_import
 from catalog.background_import import run_queued_import
 from catalog.models import CatalogImport, ChangeSource, ImportStatus, ItemChange
-from stores.models import Store
+from stores.models import Membership, Store
 from tests.catalog.conftest import MakeItem, snapshot, upload
 from tests.catalog.test_import import HEADER, items
 
@@ -138,3 +140,71 @@ def test_small_files_still_apply_in_the_request(
     response = upload(admin_client, store, GOOD)
     assert response.status_code == 200 and response.context["report"].applied
     assert not CatalogImport.objects.exists()
+
+
+def test_an_uploader_no_longer_allowed_gets_nothing_imported(
+    admin_client: Client, store: Store, admin_user: Any, existing: Any
+) -> None:
+    upload(admin_client, store, GOOD)
+    upload(admin_client, store, GOOD)
+    removed, deleted = CatalogImport.objects.order_by("pk")
+    Membership.objects.filter(user=admin_user).delete()
+    assert run_queued_import(removed.pk).status == ImportStatus.FAILED
+    get_user_model().objects.filter(pk=admin_user.pk).delete()  # the import keeps no user
+    job = run_queued_import(deleted.pk)
+    assert job.status == ImportStatus.FAILED
+    assert job.report is not None
+    assert "ya no administra esta tienda" in job.report["file_error"]
+    assert snapshot(store) == existing
+
+
+def test_an_import_taken_late_by_a_worker_is_not_declared_interrupted_while_it_runs(
+    admin_client: Client, store: Store, existing: Any, monkeypatch: Any
+) -> None:
+    upload(admin_client, store, GOOD)
+    job = CatalogImport.objects.get()
+    # It waited in the queue for most of the stale limit before a worker took it.
+    CatalogImport.objects.filter(pk=job.pk).update(
+        created_at=job.created_at - background_import.STALE_AFTER - timedelta(minutes=1)
+    )
+    polls: list[str] = []
+    real_import = background_import.import_csv
+
+    def import_while_the_page_polls(*args: Any, **kwargs: Any) -> Any:
+        polls.append(
+            admin_client.get(
+                detail_url(store, job), headers={"HX-Request": "true"}
+            ).content.decode()
+        )
+        return real_import(*args, **kwargs)
+
+    monkeypatch.setattr(background_import, "import_csv", import_while_the_page_polls)
+    assert run_queued_import(job.pk).status == ImportStatus.DONE
+    assert "Importando" in polls[0] and "se interrumpió" not in polls[0]
+
+
+def test_a_worker_killed_after_writing_leaves_the_import_recorded_as_done_or_nothing_written(
+    admin_client: Client, store: Store, existing: Any, monkeypatch: Any
+) -> None:
+    upload(admin_client, store, GOOD)
+    job = CatalogImport.objects.get()
+
+    class Killed(BaseException):  # what SIGTERM's SystemExit or an OOM kill amounts to
+        pass
+
+    def killed_before_recording(*args: Any, **kwargs: Any) -> None:
+        raise Killed
+
+    monkeypatch.setattr(background_import, "_record_outcome", killed_before_recording)
+    with pytest.raises(Killed):
+        run_queued_import(job.pk)
+    # The catalog's writes went with the outcome that was never recorded.
+    assert snapshot(store) == existing
+    assert CatalogImport.objects.get(pk=job.pk).status == ImportStatus.RUNNING
+
+
+def test_the_page_and_its_poll_are_cached_apart(admin_client: Client, store: Store) -> None:
+    upload(admin_client, store, GOOD)
+    job = CatalogImport.objects.get()
+    response = admin_client.get(detail_url(store, job), headers={"HX-Request": "true"})
+    assert "HX-Request" in response["Vary"]
