@@ -159,9 +159,12 @@ def execute_run(run_id: int, *, progress: Progress | None = None) -> Run:
     store = run.store
     stats = FeedStats()
     try:
-        if (
-            run.requested_by_id is not None
-            and not Membership.objects.filter(store=store, user_id=run.requested_by_id).exists()
+        # A panel request always has a user; one deleted (SET_NULL) or no longer
+        # a member of the store meanwhile does not get to update it.
+        asked_by = run.requested_by_id
+        if (run.origin == "panel" and asked_by is None) or (
+            asked_by is not None
+            and not Membership.objects.filter(store=store, user_id=asked_by).exists()
         ):
             raise ErpError(
                 ErrorCode.INTERNAL,

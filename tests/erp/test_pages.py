@@ -564,7 +564,7 @@ def test_csv_cells_cannot_smuggle_spreadsheet_formulas(admin_client, store, stan
     standin.load(
         [erp_item(standin, "=HYPERLINK(1)", "2", "1.00"), erp_item(standin, "@SUM(1)", "1", "1")]
     )
-    run = execute_run(request_update(store, enqueue=False).pk)
+    run = execute_run(request_update(store, origin="cli", enqueue=False).pk)
     changes = b"".join(admin_client.get(url("run_changes_csv", store, run.pk)).streaming_content)
     issues = b"".join(admin_client.get(url("run_issues_csv", store, run.pk)).streaming_content)
     assert b"\n'=HYPERLINK(1)," in changes.replace(b"\r\n", b"\n")
@@ -751,7 +751,7 @@ def test_run_page_lists_are_keyset_paged(admin_client, store, standin, connected
         [erp_item(standin, f"SKU-{i:02d}", "3", "1.00") for i in range(5)]
         + [erp_item(standin, f"NOPE-{i}", "1", "1.00") for i in range(3)]
     )
-    run = execute_run(request_update(store, enqueue=False).pk)
+    run = execute_run(request_update(store, origin="cli", enqueue=False).pk)
     monkeypatch.setattr(views, "PAGE_SIZE", 2)
 
     first = admin_client.get(url("run", store, run.pk))
@@ -785,9 +785,9 @@ def test_run_page_lists_are_keyset_paged(admin_client, store, standin, connected
 def test_another_stores_pages_and_runs_are_404(
     admin_client, store, other_store, standin, catalog_scenario
 ):
-    run = execute_run(request_update(store, enqueue=False).pk)
+    run = execute_run(request_update(store, origin="cli", enqueue=False).pk)
     connect(other_store, standin)
-    foreign = execute_run(request_update(other_store, enqueue=False).pk)
+    foreign = execute_run(request_update(other_store, origin="cli", enqueue=False).pk)
 
     # Our own run, requested under our store: fine.
     assert admin_client.get(url("run", store, run.pk)).status_code == 200

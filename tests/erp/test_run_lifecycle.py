@@ -14,15 +14,17 @@ from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
+from django.contrib.auth import get_user_model
 from django.db import connection as db_connection
 from django.utils import timezone
 
-from catalog.models import ItemChange
+from catalog.models import Item, ItemChange
 from erp.engine import UpdateAlreadyRunning, claim, execute_run, request_update
 from erp.models import Run, RunStatus
 from nonsistemas_standin import Fault
+from stores.models import Membership
 from tests.conftest import ERP_PASSWORD, ERP_USER
-from tests.erp.sync_helpers import connect
+from tests.erp.sync_helpers import connect, make_items
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -58,6 +60,24 @@ def test_a_run_delivered_to_two_workers_runs_once(store, standin):
     assert claim(run.pk) is False
     # A second delivery of the task finds it taken and does nothing.
     assert execute_run(run.pk).status == RunStatus.RUNNING
+
+
+@pytest.mark.parametrize("how", ["removed from the store", "account deleted"])
+def test_a_panel_update_whose_requester_lost_access_before_it_ran_changes_nothing(
+    store, standin, admin_user, how
+):
+    connect(store, standin)
+    make_items(store, [("SKU-1", 1, "1.00")])
+    standin.load([{"codigo": "SKU-1", "stock": "9", "precio_mayorista": "2.00"}])
+    run = request_update(store, user=admin_user, origin="panel", enqueue=False)
+    if how == "removed from the store":
+        Membership.objects.filter(user=admin_user, store=store).delete()
+    else:
+        get_user_model().objects.filter(pk=admin_user.pk).delete()
+    run = execute_run(run.pk)
+    assert run.status == RunStatus.FAILED
+    assert "ya no administra esta tienda" in run.error_message
+    assert Item.objects.get(store=store, sku="SKU-1").stock == 1
 
 
 def test_a_run_whose_worker_died_is_marked_interrupted_and_another_can_start(store, standin):
