@@ -19,9 +19,9 @@ import ssl
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -29,9 +29,8 @@ from typing import Any
 import pytest
 from cryptography import x509
 from cryptography.fernet import Fernet
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
@@ -50,6 +49,7 @@ from stores.models import Membership, Store
 from tests.conftest import ERP_PASSWORD, ERP_USER, TEST_PASSWORD
 from tests.erp.sync_helpers import connect, make_items, sync
 from tests.erp.test_url_guard import HOSTILE
+from tests.pki import Pki, certificate
 from vxm.models import LoginAttempt
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -633,78 +633,9 @@ def test_a_redirect_to_the_metadata_address_is_reported_not_followed(store, sett
 # ---- a store's private certificate authority --------------------------------------------
 
 
-@dataclass
-class Pki:
-    ca: x509.Certificate
-    ca_key: ec.EllipticCurvePrivateKey
-    server_context: Callable[[str], ssl.SSLContext]
-    tmp: Path
-    made: list[Path] = field(default_factory=list)
-
-    def ca_pem(self) -> bytes:
-        return self.ca.public_bytes(serialization.Encoding.PEM)
-
-
-def _certificate(
-    subject: str,
-    key: Any,
-    *,
-    issuer: x509.Certificate | None = None,
-    issuer_key: Any = None,
-    ca: bool,
-    days: int = 365,
-    dns_name: str | None = None,
-) -> x509.Certificate:
-    now = datetime.datetime.now(datetime.UTC)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(issuer.subject if issuer else name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=2))
-        .not_valid_after(now + datetime.timedelta(days=days))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=0 if ca else None), critical=True)
-    )
-    if ca:
-        builder = builder.add_extension(
-            x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True
-        ).add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
-    if dns_name:
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName([x509.DNSName(dns_name)]), False
-        ).add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False)
-        builder = builder.add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), False
-        )
-    return builder.sign(issuer_key or key, hashes.SHA256())
-
-
 @pytest.fixture
 def pki(tmp_path: Path) -> Pki:
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = _certificate("Mayorista Sur CA interna", ca_key, ca=True)
-
-    def server_context(dns_name: str) -> ssl.SSLContext:
-        key = ec.generate_private_key(ec.SECP256R1())
-        cert = _certificate(
-            dns_name, key, issuer=ca, issuer_key=ca_key, ca=False, dns_name=dns_name
-        )
-        cert_file, key_file = tmp_path / "server.pem", tmp_path / "server.key"
-        cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        key_file.write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(cert_file, key_file)
-        return ctx
-
-    return Pki(ca=ca, ca_key=ca_key, server_context=server_context, tmp=tmp_path)
+    return Pki(tmp_path)
 
 
 class _NonSistemasOverTls(BaseHTTPRequestHandler):
@@ -866,14 +797,14 @@ def _der(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.DER)
 
 
-def test_the_ca_upload_accepts_only_a_ca_certificate(admin_client, store, standin, pki):
+def test_the_ca_upload_accepts_only_a_cacertificate(admin_client, store, standin, pki):
     settings_url = reverse("erp:settings", args=[store.slug, "nonsistemas"])
     leaf_key = ec.generate_private_key(ec.SECP256R1())
-    leaf = _certificate(
+    leaf = certificate(
         "erp.test", leaf_key, issuer=pki.ca, issuer_key=pki.ca_key, ca=False, dns_name="erp.test"
     )
     expired_key = ec.generate_private_key(ec.SECP256R1())
-    expired = _certificate("CA vieja", expired_key, ca=True, days=-1)
+    expired = certificate("CA vieja", expired_key, ca=True, days=-1)
     key_pem = pki.ca_key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )

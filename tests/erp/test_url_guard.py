@@ -6,13 +6,12 @@ DNS is faked by monkeypatching socket.getaddrinfo; connections go to servers on
 
 from __future__ import annotations
 
-import datetime
 import ipaddress
 import socket
 import ssl
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,10 +20,6 @@ from typing import Any
 
 import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from django.core.exceptions import ImproperlyConfigured
 
 from erp import url_guard
@@ -36,6 +31,7 @@ from erp.url_guard import (
     is_blocked_address,
     resolve_and_check,
 )
+from tests.pki import Pki
 
 PUBLIC_V4 = "93.184.216.34"
 PUBLIC_V6 = "2606:4700:4700::1111"
@@ -792,90 +788,14 @@ def test_unreadable_ca_certificate() -> None:
 # ---- TLS: SNI and certificate verification use the name, not the IP ---------------
 
 
-@dataclass(frozen=True)
-class Pki:
-    ca_pem: str
-    make_server_context: Callable[[str], ssl.SSLContext]
-
-
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     """A private CA (like a store's own) and server certificates it signs."""
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name("VXM test CA"))
-        .issuer_name(_name("VXM test CA"))
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    directory = tmp_path_factory.mktemp("pki")
-
-    def make_server_context(dns_name: str) -> ssl.SSLContext:
-        key = ec.generate_private_key(ec.SECP256R1())
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(_name(dns_name))
-            .issuer_name(ca_cert.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            # A name only, no IP SAN: verifying against 127.0.0.1 would fail.
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(dns_name)]), False)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
-            )
-            .sign(ca_key, hashes.SHA256())
-        )
-        cert_file = directory / f"{dns_name}.pem"
-        key_file = directory / f"{dns_name}.key"
-        cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        key_file.write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(cert_file, key_file)
-        return ctx
-
-    return Pki(
-        ca_pem=ca_cert.public_bytes(serialization.Encoding.PEM).decode("ascii"),
-        make_server_context=make_server_context,
-    )
+    return Pki(tmp_path_factory.mktemp("pki"), "VXM test CA")
 
 
 def test_tls_without_the_private_ca_fails_verification(dns: FakeDNS, pki: Pki) -> None:
-    with serve(pki.make_server_context("erp.test")) as server:
+    with serve(pki.server_context("erp.test")) as server:
         port = port_of(server)
         dns.set("erp.test", ["127.0.0.1"])
         with (
@@ -889,10 +809,10 @@ def test_tls_without_the_private_ca_fails_verification(dns: FakeDNS, pki: Pki) -
 
 
 def test_tls_with_the_private_ca_verifies_the_name(dns: FakeDNS, pki: Pki) -> None:
-    with serve(pki.make_server_context("erp.test")) as server:
+    with serve(pki.server_context("erp.test")) as server:
         port = port_of(server)
         dns.set("erp.test", ["127.0.0.1"])
-        transport = guarded_transport(allow_local=True, ca_cert_pem=pki.ca_pem)
+        transport = guarded_transport(allow_local=True, ca_cert_pem=pki.ca_pem().decode())
         with httpx.Client(transport=transport) as client:
             response = client.get(f"https://erp.test:{port}/ns/api/version")
             # The same server by its IP fails: the certificate names erp.test only,
@@ -907,10 +827,10 @@ def test_tls_with_the_private_ca_verifies_the_name(dns: FakeDNS, pki: Pki) -> No
 
 
 def test_tls_certificate_for_another_name_is_refused(dns: FakeDNS, pki: Pki) -> None:
-    with serve(pki.make_server_context("other.test")) as server:
+    with serve(pki.server_context("other.test")) as server:
         port = port_of(server)
         dns.set("erp.test", ["127.0.0.1"])
-        transport = guarded_transport(allow_local=True, ca_cert_pem=pki.ca_pem)
+        transport = guarded_transport(allow_local=True, ca_cert_pem=pki.ca_pem().decode())
         with httpx.Client(transport=transport) as client, pytest.raises(httpx.ConnectError) as info:
             client.get(f"https://erp.test:{port}/")
     assert "erp.test" in str(info.value)  # "Hostname mismatch ... not valid for 'erp.test'"

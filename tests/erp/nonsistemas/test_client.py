@@ -29,6 +29,7 @@ from erp.nonsistemas import wire
 from erp.nonsistemas.client import USER_AGENT, NonSistemasClient
 from nonsistemas_standin import Fault, Standin
 from tests.conftest import ERP_PASSWORD, ERP_USER
+from tests.pki import Pki
 
 ART = dt.timezone(dt.timedelta(hours=-3))
 
@@ -748,57 +749,9 @@ def test_request_deadline_bounds_one_request(
 # ---- TLS ------------------------------------------------------------------------------------
 
 
-def _certificates(tmp_path: Path, leaf_name: str) -> tuple[Path, Path, Path]:
-    """A CA, and a leaf for `leaf_name` signed by it: (ca.pem, leaf.pem, leaf.key)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    now = dt.datetime.now(dt.UTC)
-
-    def build(
-        subject: str, issuer: x509.Name | None, key: Any, signer: Any, ca: bool
-    ) -> x509.Certificate:
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(issuer or name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        )
-        if not ca:
-            builder = builder.add_extension(
-                x509.SubjectAlternativeName([x509.DNSName(subject)]), critical=False
-            )
-        return builder.sign(signer, hashes.SHA256())
-
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = build("Test CA", None, ca_key, ca_key, True)
-    leaf_key = ec.generate_private_key(ec.SECP256R1())
-    leaf = build(leaf_name, ca.subject, leaf_key, ca_key, False)
-    paths = tmp_path / "ca.pem", tmp_path / "leaf.pem", tmp_path / "leaf.key"
-    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    paths[1].write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
-    paths[2].write_bytes(
-        leaf_key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return paths
-
-
 @contextmanager
-def _tls_server(cert: Path, key: Path) -> Iterator[int]:
+def _tls_server(context: ssl.SSLContext) -> Iterator[int]:
     """Accepts TLS handshakes on 127.0.0.1 (and nothing else); yields the port."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
     listener = socket.create_server(("127.0.0.1", 0))
     # Closing a socket does not wake a thread blocked in accept(): poll instead.
     listener.settimeout(0.05)
@@ -830,8 +783,7 @@ def _tls_server(cert: Path, key: Path) -> Iterator[int]:
 
 
 def test_tls_untrusted_certificate(tmp_path: Path, make_client: MakeClient) -> None:
-    _, leaf, key = _certificates(tmp_path, "127.0.0.1")
-    with _tls_server(leaf, key) as port:
+    with _tls_server(Pki(tmp_path).server_context("127.0.0.1")) as port:
         error = _raises(make_client(f"https://127.0.0.1:{port}").version)
     assert error.code == ErrorCode.TLS
     assert error.permanent
@@ -840,9 +792,9 @@ def test_tls_untrusted_certificate(tmp_path: Path, make_client: MakeClient) -> N
 
 
 def test_tls_certificate_for_another_name(tmp_path: Path, make_client: MakeClient) -> None:
-    ca, leaf, key = _certificates(tmp_path, "otro.example.com")
-    trusting = httpx.HTTPTransport(verify=ssl.create_default_context(cafile=str(ca)))
-    with _tls_server(leaf, key) as port:
+    pki = Pki(tmp_path)
+    trusting = httpx.HTTPTransport(verify=ssl.create_default_context(cadata=pki.ca_pem().decode()))
+    with _tls_server(pki.server_context("otro.example.com")) as port:
         error = _raises(make_client(f"https://127.0.0.1:{port}", transport=trusting).version)
     assert error.code == ErrorCode.TLS
     assert "no es válido para «127.0.0.1»" in error.message
