@@ -950,21 +950,30 @@ def test_panel_buttons_are_limited_per_store_and_the_cli_is_not(
 # ---- `vxm check --deploy` -------------------------------------------------------------
 
 
-def vxm_check(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+def run_with_env(
+    tmp_path: Path, command: list[str], env: dict[str, str], *, timeout: int, check: bool
+) -> subprocess.CompletedProcess[str]:
+    """`command` as a new process with only `env` for the product's settings (none of
+    this test run's VXM_* variables), its var/ in `tmp_path`."""
     clean = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith("VXM_") and k != "DJANGO_SETTINGS_MODULE"
     }
     return subprocess.run(
-        [sys.executable, "-m", "vxm", "check", "--deploy", *args],
+        command,
         env={**clean, "VXM_VAR_DIR": str(tmp_path), **env},
         capture_output=True,
         text=True,
         cwd=BASE_DIR,
-        timeout=120,
-        check=False,
+        timeout=timeout,
+        check=check,
     )
+
+
+def vxm_check(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "vxm", "check", "--deploy", *args]
+    return run_with_env(tmp_path, command, env, timeout=120, check=False)
 
 
 def production_env() -> dict[str, str]:
@@ -1028,11 +1037,6 @@ def test_an_operator_can_accept_a_deploy_warning_explicitly(tmp_path):
 
 
 def settings_in(tmp_path: Path, **env: str) -> dict[str, Any]:
-    clean = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("VXM_") and k != "DJANGO_SETTINGS_MODULE"
-    }
     names = [
         "SESSION_COOKIE_SECURE",
         "CSRF_COOKIE_SECURE",
@@ -1045,15 +1049,7 @@ def settings_in(tmp_path: Path, **env: str) -> dict[str, Any]:
         "from django.conf import settings; "
         f"print(json.dumps({{n: getattr(settings, n) for n in {names!r}}}))"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        env={**clean, "VXM_VAR_DIR": str(tmp_path), **env},
-        capture_output=True,
-        text=True,
-        cwd=BASE_DIR,
-        timeout=60,
-        check=True,
-    )
+    result = run_with_env(tmp_path, [sys.executable, "-c", code], env, timeout=60, check=True)
     return dict(json.loads(result.stdout))
 
 
