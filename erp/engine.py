@@ -179,7 +179,9 @@ def execute_run(run_id: int, *, progress: Progress | None = None) -> Run:
         try:
             feed = source.feed(
                 since,
-                previous_clock_offset=None if run.full else connection.erp_clock_offset,
+                # Also for a full run: it starts at the beginning, so a jump moves
+                # nothing, but an answer without the time keeps this baseline.
+                previous_clock_offset=connection.erp_clock_offset,
             )
             stats = feed.stats
             applier = Applier(run, store)
@@ -236,10 +238,9 @@ def _finish(
             # Declared dead (no heartbeat) while it was finishing: the watermark
             # stays, the next run re-reads; nothing is lost.
             return
-        # An unknown offset (the ERP did not say its time) keeps the last known
-        # one: it is the baseline that detects the ERP's clock moving back.
-        offset = {} if clock_offset is None else {"erp_clock_offset": clock_offset}
-        Connection.objects.filter(store=run.store).update(watermark=next_watermark, **offset)
+        Connection.objects.filter(store=run.store).update(
+            watermark=next_watermark, erp_clock_offset=clock_offset
+        )
 
 
 def _fail(run: Run, stats: FeedStats, code: str, message: str) -> None:
