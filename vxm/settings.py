@@ -32,6 +32,8 @@ DEBUG = _env_bool("VXM_DEBUG")
 SECRET_KEY = os.environ.get("VXM_SECRET_KEY", "insecure-development-key-change-me")
 ALLOWED_HOSTS = _env_list("VXM_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
 CSRF_TRUSTED_ORIGINS = _env_list("VXM_CSRF_TRUSTED_ORIGINS")
+# A refused form gets the product's page (Spanish, a way back), not Django's.
+CSRF_FAILURE_VIEW = "vxm.views.csrf_failure"
 
 INSTALLED_APPS = [
     "django.contrib.auth",
