@@ -12,7 +12,7 @@ from typing import Any
 from django.contrib import messages
 from django.core.exceptions import ImproperlyConfigured
 from django.core.paginator import Paginator
-from django.db.models import Count, Model, QuerySet
+from django.db.models import Model, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -37,6 +37,7 @@ from erp.models import (
     RunStatus,
 )
 from erp.secrets import SecretUnreadable
+from erp.templatetags.erp_tags import COUNT_LABELS
 from stores.access import store_view
 from stores.models import Store
 
@@ -380,15 +381,17 @@ def run_detail(request: HttpRequest, store: Store, run_id: int) -> HttpResponse:
     issues = keyset_page(
         issues_qs, after=_int_param(request, "i_after"), before=_int_param(request, "i_before")
     )
-    # Rows per kind (an ambiguous code gives one row per store SKU, so the run's
-    # counters would not match the list): one GROUP BY on the (run, kind) index.
-    per_kind = dict(
-        RunIssue.objects.filter(run=run)
-        .values_list("kind")
-        .annotate(rows=Count("id"))
-        .values_list("kind", "rows")
+    # One count per kind, the run's own, under the label the counts above use:
+    # a chip says what its count says. Each kind counts ERP items, one report
+    # row each, except an ambiguous code, which has a row per store SKU it
+    # matches; the page says so, with that number of rows.
+    labels = dict(COUNT_LABELS)
+    issue_kinds = [(value, labels[value], getattr(run, value)) for value in IssueKind.values]
+    ambiguous_rows = (
+        RunIssue.objects.filter(run=run, kind=IssueKind.AMBIGUOUS).count()
+        if run.ambiguous and kind in ("", IssueKind.AMBIGUOUS)
+        else 0
     )
-    issue_kinds = [(value, label, per_kind.get(value, 0)) for value, label in IssueKind.choices]
     return _render(
         request,
         store,
@@ -398,9 +401,10 @@ def run_detail(request: HttpRequest, store: Store, run_id: int) -> HttpResponse:
             "changes": changes,
             "issues": issues,
             "kind": kind,
-            "kind_label": IssueKind(kind).label if kind else "",
+            "kind_label": labels[kind] if kind else "",
             "issue_kinds": issue_kinds,
             "issue_total": sum(count for _, _, count in issue_kinds),
+            "ambiguous_rows": ambiguous_rows,
             "status_run": run if run.is_active else None,
         },
     )

@@ -19,7 +19,9 @@ COUNT_LABELS = (
     ("price_changed", "Precio cambiado"),
     ("unchanged", "Sin cambios"),
     ("unmatched", "Códigos sin producto en la tienda"),
-    ("ambiguous", "SKU ambiguos"),
+    # ERP codes that are several store SKUs once case and spaces are ignored;
+    # each has one report row per store SKU (the run page says so).
+    ("ambiguous", "Códigos ambiguos"),
     ("invalid", "Ítems inválidos"),
     ("price_rejected", "Precios no aplicados"),
     ("discontinued", "Discontinuados"),
@@ -34,7 +36,7 @@ SUMMARY_WORDS = (
     ("price_changed", "con precio cambiado", "con precio cambiado"),
     ("unchanged", "sin cambios", "sin cambios"),
     ("unmatched", "código sin producto en la tienda", "códigos sin producto en la tienda"),
-    ("ambiguous", "SKU ambiguo", "SKU ambiguos"),
+    ("ambiguous", "código ambiguo", "códigos ambiguos"),
     ("invalid", "inválido", "inválidos"),
     ("price_rejected", "precio no aplicado", "precios no aplicados"),
     ("discontinued", "discontinuado", "discontinuados"),
