@@ -123,6 +123,12 @@ def save_settings(
             connection.erp_clock_offset = None
         if ca_cert_pem is None and not created and connection.kind != kind:
             ca_cert_pem = ""
+        if (
+            created
+            or password is not None
+            or (connection.kind, connection.url, connection.username) != (kind, url, username)
+        ):
+            connection.settings_changed()
         connection.kind = kind
         connection.url = url
         connection.username = username
@@ -144,7 +150,13 @@ def _save_ca_certificate(
     """Store (PEM), remove ("") or keep (None) the connection's private CA, audited."""
     if new_ca is None or new_ca == connection.ca_cert_pem:
         return
-    Connection.objects.filter(pk=connection.pk).update(ca_cert_pem=new_ca)
+    connection.settings_changed()
+    Connection.objects.filter(pk=connection.pk).update(
+        ca_cert_pem=new_ca,
+        last_check_at=connection.last_check_at,
+        last_check_ok=connection.last_check_ok,
+        last_check_message=connection.last_check_message,
+    )
     connection.ca_cert_pem = new_ca
     if new_ca:
         described = "; ".join(
@@ -200,6 +212,7 @@ def verify_connection(store: Store, *, user: Any = None) -> VerifyOutcome:
             version=verification.version,
             message=f"La conexión funciona: {verification.product} {verification.version}.",
         )
+    connection.record_check(ok=outcome.ok, message=outcome.message)
     audit(
         store,
         user,

@@ -44,11 +44,38 @@ class Connection(models.Model):
     # The ERP's clock minus ours, in seconds, at the last successful run: a later
     # run that finds it smaller knows the ERP's clock moved back, and reads further back.
     erp_clock_offset = models.FloatField(null=True, blank=True, editable=False)
+    # The last thing known about whether these settings work: a verification
+    # (ok True/False, with its message) or, with ok None, that they were just
+    # saved and nobody has tried them yet. The integrations page weighs it
+    # against the last finished run, whichever is newer (erp/views.py).
+    last_check_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_check_ok = models.BooleanField(null=True, blank=True, editable=False)
+    last_check_message = models.TextField(blank=True, default="", editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
         return f"{self.store} → {self.get_kind_display()}"
+
+    def settings_changed(self) -> None:
+        """Mark the settings as saved and not yet tried (the caller saves)."""
+        self.last_check_at = timezone.now()
+        self.last_check_ok = None
+        self.last_check_message = ""
+
+    def record_check(self, *, ok: bool, message: str) -> None:
+        """Record a verification's outcome, unless the settings it tried changed
+        meanwhile: a verification of the old server must not vouch for the new."""
+        at = timezone.now()
+        Connection.objects.filter(
+            pk=self.pk,
+            kind=self.kind,
+            url=self.url,
+            username=self.username,
+            password_encrypted=self.password_encrypted,
+            ca_cert_pem=self.ca_cert_pem,
+        ).update(last_check_at=at, last_check_ok=ok, last_check_message=message)
+        self.last_check_at, self.last_check_ok, self.last_check_message = at, ok, message
 
     # Sensitive so that a failure while encrypting never puts the password in
     # Django's error report (see erp/secrets.py).

@@ -7,6 +7,7 @@ No view puts the stored password in a context, a message or a log line.
 """
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.contrib import messages
@@ -69,15 +70,25 @@ def _integrations_url(store: Store) -> str:
 
 @dataclass(frozen=True)
 class ConnectionState:
-    """What the integrations page says about the store's connection."""
+    """What the integrations page says about the store's connection: whether its
+    saved settings work, as far as anyone last found out."""
 
-    level: str  # "never", "ok" or "attention"
+    level: str  # "unknown", "ok" or "attention"
     label: str
     message: str = ""
-    last_run: Run | None = None
+    advice: str = ""  # what to do about it
+    checked_at: datetime | None = None  # when that was found out
+    source: str = ""  # by what: "run", "verification" or "saved"
+    last_run: Run | None = None  # the last finished update, whatever it said
+
+
+CHECK_AGAIN = "Cuando lo corrijas, probá de nuevo con «Verificar conexión»."
 
 
 def connection_state(store: Store, connection: Connection) -> ConnectionState:
+    """The newest of the last verification, the settings being saved and the last
+    finished update decides: a failed verification after a good update says the
+    connection fails now, and new settings are untried whatever came before."""
     try:
         connection.get_password()
     except SecretUnreadable:
@@ -99,11 +110,50 @@ def connection_state(store: Store, connection: Connection) -> ConnectionState:
         .select_related("requested_by")
         .first()
     )
-    if last is None:
-        return ConnectionState("never", "Nunca actualizado")
-    if last.status == RunStatus.FAILED:
-        return ConnectionState("attention", "Necesita atención", last.error_message, last)
-    return ConnectionState("ok", "Conectado", last_run=last)
+    checked = connection.last_check_at
+    ran_at = last.finished_at if last is not None else None
+    if last is not None and ran_at is not None and (checked is None or ran_at > checked):
+        if last.status == RunStatus.FAILED:
+            return ConnectionState(
+                "attention",
+                "Necesita atención",
+                last.error_message,
+                CHECK_AGAIN,
+                ran_at,
+                "run",
+                last,
+            )
+        return ConnectionState("ok", "Conectado", checked_at=ran_at, source="run", last_run=last)
+    if checked is None or connection.last_check_ok is None:
+        return ConnectionState(
+            "unknown",
+            "Sin verificar",
+            "Esta configuración todavía no se probó."
+            if checked is None
+            else "La configuración cambió y todavía no se probó.",
+            "Probala con «Verificar conexión»: no cambia nada de la tienda.",
+            checked,
+            "saved" if checked else "",
+            last,
+        )
+    if not connection.last_check_ok:
+        return ConnectionState(
+            "attention",
+            "Verificación fallida",
+            connection.last_check_message,
+            CHECK_AGAIN,
+            checked,
+            "verification",
+            last,
+        )
+    return ConnectionState(
+        "ok",
+        "Conectado",
+        connection.last_check_message,
+        checked_at=checked,
+        source="verification",
+        last_run=last,
+    )
 
 
 def _status_run(store: Store) -> Run | None:

@@ -130,13 +130,16 @@ def test_admin_connects_verifies_updates_and_sees_exactly_what_changed(
     page.get_by_label("Contraseña").fill(ERP_PASSWORD)
     page.get_by_role("button", name="Guardar").click()
     expect(page.get_by_text("Configuración guardada.")).to_be_visible()
-    expect(page.get_by_text("Nunca actualizado")).to_be_visible()
+    cards = page.locator("#erp-cards")
+    expect(cards.locator(".badge")).to_have_text("Sin verificar")
 
     # ---- verify ----------------------------------------------------------------------
     page.get_by_role("button", name="Verificar conexión").click()
     expect(page.locator(".messages .success")).to_contain_text(
         re.compile(r"La conexión funciona: NonSistemas \S+")
     )
+    expect(cards.locator(".badge")).to_have_text("Conectado")
+    expect(cards).to_contain_text(re.compile(r"Verificada el .*La conexión funciona"))
     status = page.locator("#erp-status")
     expect(status).to_contain_text("Todavía no se hizo ninguna actualización.")
     screenshot("04-erp-before-update")

@@ -134,7 +134,8 @@ def test_integrations_page_lists_the_erps_and_says_orders_are_not_synced(admin_c
 
 def test_connected_store_never_synced(admin_client, store, connected):
     page = text(admin_client.get(url("integrations", store)))
-    assert "Nunca actualizado" in page
+    assert "Sin verificar" in page and "Esta configuración todavía no se probó." in page
+    assert "Todavía sin ninguna actualización terminada." in page
     assert connected.url in page and ERP_USER in page
     assert "Verificar conexión" in page
     assert "Actualizar stock y precios ahora" in page
@@ -833,7 +834,7 @@ def test_a_member_of_both_stores_sees_each_ones_own(store, other_store, standin)
     client = Client()
     client.force_login(user)
     connect(other_store, standin)
-    assert "Nunca actualizado" in text(client.get(url("integrations", other_store)))
+    assert "Sin verificar" in text(client.get(url("integrations", other_store)))
     assert "No conectado" in text(client.get(url("integrations", store)))
 
 
