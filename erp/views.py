@@ -173,7 +173,6 @@ def integrations(request: HttpRequest, store: Store) -> HttpResponse:
         {
             **_history_parts(store),
             "status_run": _status_run(store),
-            "update_form": UpdateForm(),
             "audit_events": AuditEvent.objects.filter(store=store).select_related("user")[
                 :AUDIT_SHOWN
             ],
@@ -182,9 +181,9 @@ def integrations(request: HttpRequest, store: Store) -> HttpResponse:
 
 
 def _history_parts(store: Store) -> dict[str, Any]:
-    """The provider cards and recent runs of the integrations page: rendered with
-    the page, and again by the status answer that replaces them out of band once
-    the run it followed has finished."""
+    """The provider cards, the Verify and Update buttons and the recent runs of
+    the integrations page: rendered with the page, and again by the status answer
+    that replaces them out of band once the run it followed has finished."""
     connection = Connection.objects.filter(store=store).first()
     return {
         "cards": [
@@ -199,6 +198,7 @@ def _history_parts(store: Store) -> dict[str, Any]:
         "recent_runs": Run.objects.filter(store=store).select_related("requested_by")[
             :RECENT_RUNS_SHOWN
         ],
+        "update_form": UpdateForm(),
     }
 
 

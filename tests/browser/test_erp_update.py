@@ -248,6 +248,12 @@ def press_update_and_watch_it_finish(page: Any, status: Any, run_worker: Callabl
     run_id = int(re.search(r"#(\d+)", requested.inner_text()).group(1))  # type: ignore[union-attr]
     expect(status.locator(".badge")).to_have_text("En cola")
     expect(status).to_contain_text("Esperando a que empiece…")
+    # Nothing to press while it runs, and the page says why.
+    verify = page.get_by_role("button", name="Verificar conexión")
+    update = page.get_by_role("button", name="Actualizar stock y precios ahora")
+    expect(verify).to_be_disabled()
+    expect(update).to_be_disabled()
+    expect(page.locator("#erp-busy")).to_contain_text("Hay una actualización en curso")
     assert page.evaluate("typeof window.htmx") == "object", "htmx did not load"
 
     # Whatever the page shows from now on comes from htmx polls of this document.
@@ -262,6 +268,10 @@ def press_update_and_watch_it_finish(page: Any, status: Any, run_worker: Callabl
     run_worker()
     expect(status).to_contain_text(f"Última actualización #{run_id}")
     expect(status).not_to_have_attribute("hx-trigger", re.compile("."))  # polling stopped
+    # The last poll enabled the buttons again: no reload needed to press them.
+    expect(verify).to_be_enabled()
+    expect(update).to_be_enabled()
+    expect(page.locator("#erp-busy")).to_have_count(0)
     page.remove_listener("request", note_poll)
     assert page.evaluate("window.__sameDocument === true"), "the page reloaded"
     assert polls and all(url.endswith("/erp/status/") for url in polls), polls

@@ -3,16 +3,18 @@ found out: a verification, the settings being saved, or the last update,
 whichever is newest. Issue 9: after a failed verification it still said
 "Conectado" because it only looked at the last update."""
 
+import re
 from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
 
-from erp.models import Connection
+from erp.engine import execute_run
+from erp.models import Connection, Run
 from stores.models import Store
 from tests.conftest import ERP_PASSWORD, ERP_USER
 from tests.erp.sync_helpers import connect, make_items, sync
-from tests.erp.test_pages import erp_item, save_settings, text, url
+from tests.erp.test_pages import HTMX, erp_item, save_settings, text, url
 
 
 def card(client: Any, store: Store) -> str:
@@ -107,3 +109,43 @@ def test_a_verification_of_settings_changed_meanwhile_is_not_recorded(store, sta
     read.record_check(ok=True, message="La conexión funciona: NonSistemas 4.3.1.")
     connected.refresh_from_db()
     assert connected.last_check_ok is None and connected.last_check_at is None
+
+
+# ---- Verify and Update while a run is going ---------------------------------------------
+
+
+def buttons(page: str) -> dict[str, bool]:
+    """Button label → disabled, for the two buttons of the integrations page."""
+    found = {}
+    for attributes, label in re.findall(r"<button([^>]*)>([^<]+)</button>", page):
+        if label in {"Verificar conexión", "Actualizar stock y precios ahora"}:
+            found[label] = "disabled" in attributes
+    return found
+
+
+def test_buttons_are_disabled_with_the_reason_while_a_run_is_queued(
+    admin_client, store, connected, django_capture_on_commit_callbacks
+):
+    page = admin_client.get(url("integrations", store)).content.decode()
+    assert buttons(page) == {"Verificar conexión": False, "Actualizar stock y precios ahora": False}
+
+    # The database queue with no worker: the run stays queued.
+    with django_capture_on_commit_callbacks(execute=True):
+        admin_client.post(url("update", store))
+    run = Run.objects.get(store=store)
+    response = admin_client.get(url("integrations", store))
+    page = response.content.decode()
+    assert buttons(page) == {"Verificar conexión": True, "Actualizar stock y precios ahora": True}
+    busy = page[page.index('id="erp-busy"') : page.index("</p>", page.index('id="erp-busy"'))]
+    assert "Hay una actualización en curso" in busy and url("run", store, run.pk) in busy
+    assert 'name="full" disabled' in page
+
+    # A poll while it runs leaves the buttons alone (a swap would reset the checkbox).
+    poll = admin_client.get(url("status", store), headers=HTMX).content.decode()
+    assert "erp-actions" not in poll
+
+    execute_run(run.pk)  # what the worker does
+    poll = admin_client.get(url("status", store), headers=HTMX).content.decode()
+    assert 'id="erp-actions" hx-swap-oob="true"' in poll
+    assert buttons(poll) == {"Verificar conexión": False, "Actualizar stock y precios ahora": False}
+    assert "Hay una actualización en curso" not in poll
