@@ -28,6 +28,7 @@ from catalog.csv_import import (
 from catalog.forms import ImportForm, ItemEditForm, SearchForm
 from catalog.models import LOW_STOCK_THRESHOLD, CatalogImport, ChangeSource, Item, change_for
 from catalog.templatetags.money import money
+from erp.models import Connection
 from stores.access import store_view
 from stores.models import Store
 
@@ -133,9 +134,24 @@ def _change_message(change: Any, currency: str) -> str:
     return "Guardado: " + " y ".join(parts) + "."
 
 
+def _erp_name(store: Store) -> str:
+    """The name of the ERP the store's stock and prices come from, or ""."""
+    connection = Connection.objects.filter(store=store).only("kind").first()
+    return connection.get_kind_display() if connection is not None else ""
+
+
+def _overwrite_warning(erp_name: str) -> str:
+    return (
+        f"Ojo: la próxima actualización desde {erp_name} que traiga este producto lo va a "
+        f"reemplazar; para que el cambio quede, hacelo también en {erp_name}."
+    )
+
+
 @store_view
 def item_detail(request: HttpRequest, store: Store, pk: int) -> HttpResponse:
     item = get_object_or_404(Item, store=store, pk=pk)
+    # A manual edit lasts only until the ERP sends the item again: say so.
+    erp_name = _erp_name(store)
     if request.method == "POST":
         form = ItemEditForm(request.POST)
         if form.is_valid():
@@ -161,7 +177,10 @@ def item_detail(request: HttpRequest, store: Store, pk: int) -> HttpResponse:
             if change is None:
                 messages.info(request, "No hubo cambios: el stock y el precio ya eran esos.")
             else:
-                messages.success(request, _change_message(change, store.currency))
+                saved = _change_message(change, store.currency)
+                if erp_name:
+                    saved = f"{saved} {_overwrite_warning(erp_name)}"
+                messages.success(request, saved)
             return redirect("catalog:item", store_slug=store.slug, pk=item.pk)
     else:
         form = ItemEditForm(
@@ -188,6 +207,7 @@ def item_detail(request: HttpRequest, store: Store, pk: int) -> HttpResponse:
             "form": form,
             "history": history,
             "low_stock_threshold": LOW_STOCK_THRESHOLD,
+            "erp_name": erp_name,
         },
     )
 
