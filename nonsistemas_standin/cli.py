@@ -1,14 +1,19 @@
 """`nonsistemas-standin`: run a stand-in until SIGINT or SIGTERM.
 
-    nonsistemas-standin --port 8765 --items 300000 --seed 1 --prefix /ns
+    NONSISTEMAS_STANDIN_PASSWORD=P nonsistemas-standin --port 8765 --items 300000 --seed 1
 
 It binds 127.0.0.1 only, prints one line
 "NonSistemas stand-in listening on URL (N items, user U)" and serves. Drive it
 with `StandinClient(URL)` (see control.py for the HTTP control endpoints).
+
+The API user's password comes from NONSISTEMAS_STANDIN_PASSWORD: a process's
+command line is visible to every user of the machine (`ps`), its environment
+only to its owner. `--password` still works, for throwaway test passwords only.
 """
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
@@ -20,6 +25,8 @@ from typing import Any
 from .standin import Standin
 
 LEGACY_VERSION = "4.1.0"  # an instance older than 4.2, which sends JSON numbers
+PASSWORD_ENV = "NONSISTEMAS_STANDIN_PASSWORD"
+DEFAULT_PASSWORD = "s3cret"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -31,7 +38,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--items", type=int, default=0, help="generate N items")
     parser.add_argument("--seed", type=int, default=1, help="seed of the generated catalog")
     parser.add_argument("--user", default="api-ventas", help="the API user")
-    parser.add_argument("--password", default="s3cret", help="the API user's password")
+    parser.add_argument(
+        "--password",
+        help=f"the API user's password; UNSAFE, other users see it in `ps`: set {PASSWORD_ENV} "
+        f"instead (default: {DEFAULT_PASSWORD!r})",
+    )
     parser.add_argument("--prefix", default="", help="path prefix of the API, e.g. /ns")
     parser.add_argument("--token-ttl", type=int, default=1800, help="token lifetime, seconds")
     parser.add_argument(
@@ -68,6 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.catalog is not None and args.items:
         parser.error("--items and --catalog exclude each other")
     catalog = _read_catalog(parser, args.catalog) if args.catalog is not None else None
+    password = args.password or os.environ.get(PASSWORD_ENV) or DEFAULT_PASSWORD
     settings: dict[str, Any] = {}
     if args.legacy:
         settings = {"legacy_numbers": True, "version": LEGACY_VERSION}
@@ -84,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         standin = Standin.start(
             port=args.port,
             user=args.user,
-            password=args.password,
+            password=password,
             items=args.items,
             seed=args.seed,
             prefix=args.prefix,

@@ -7,6 +7,7 @@ the ERP. Store values start different from the ERP's so the first update has
 something to show. Idempotent: an existing demo store is left as it is.
 """
 
+import os
 import random
 import time
 from decimal import Decimal
@@ -24,6 +25,10 @@ from stores.models import Membership, Store
 SLUG = "demo"
 ADMIN_EMAIL = "admin@demo.test"
 ERP_USER = "api-ventas"
+PASSWORD_OPTIONS = (
+    ("--admin-password", "VXM_DEMO_ADMIN_PASSWORD"),
+    ("--erp-password", "VXM_DEMO_ERP_PASSWORD"),
+)
 
 
 class Command(BaseCommand):
@@ -31,13 +36,22 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--standin-url", required=True)
-        parser.add_argument("--admin-password", required=True)
-        parser.add_argument("--erp-password", required=True)
+        # Passwords come from the environment: a command line is visible to every
+        # user of the machine (`ps`), an environment only to its owner.
+        for option, variable in PASSWORD_OPTIONS:
+            parser.add_argument(
+                option,
+                default=os.environ.get(variable),
+                help=f"UNSAFE (visible in `ps`): set {variable} instead",
+            )
         parser.add_argument(
             "--wait", type=float, default=30.0, help="seconds to wait for the stand-in"
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        for option, variable in PASSWORD_OPTIONS:
+            if not options[option.removeprefix("--").replace("-", "_")]:
+                raise CommandError(f"Set {variable} (or {option}).")
         url = options["standin_url"].rstrip("/")
         erp_items = self._standin_items(url, options["wait"])
         with transaction.atomic():
