@@ -14,8 +14,8 @@ from django.core.management.commands.check import Command as DjangoCheckCommand
 
 class Command(DjangoCheckCommand):
     help = (
-        "Checks the entire project for potential problems. With --deploy, warnings fail "
-        "too (exit status 1) unless --fail-level is given."
+        "Revisa la instalación en busca de problemas. Con --deploy (antes de producción) "
+        "las advertencias también fallan (estado 1), salvo con --fail-level."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:

@@ -32,7 +32,10 @@ PASSWORD_OPTIONS = (
 
 
 class Command(BaseCommand):
-    help = "Create the demo store, its admin and its NonSistemas connection (idempotent)."
+    help = (
+        "Crea la tienda demo, su administrador y su conexión al NonSistemas de prueba "
+        "(idempotente; lo usa scripts/demo)."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--standin-url", required=True)
