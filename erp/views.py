@@ -128,9 +128,7 @@ def connection_state(store: Store, connection: Connection) -> ConnectionState:
         return ConnectionState(
             "unknown",
             "Sin verificar",
-            "Esta configuración todavía no se probó."
-            if checked is None
-            else "La configuración cambió y todavía no se probó.",
+            "Esta configuración todavía no se probó.",
             "Probala con «Verificar conexión»: no cambia nada de la tienda.",
             checked,
             "saved" if checked else "",

@@ -71,7 +71,9 @@ def test_new_settings_are_untried_whatever_worked_before(admin_client, store, st
     assert response.status_code == 302
     shown = card(admin_client, store)
     assert "Sin verificar" in shown and "Conectado" not in shown
-    assert "La configuración cambió y todavía no se probó." in shown
+    assert re.search(
+        r"Esta configuración \(guardada el [\d/]+ [\d:]+\) todavía no se probó\.", shown
+    )
     assert "Probala con «Verificar conexión»" in shown
 
 

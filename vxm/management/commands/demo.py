@@ -74,6 +74,7 @@ class Command(BaseCommand):
             connection.url = url
             connection.username = ERP_USER
             connection.set_password(options["erp_password"])
+            connection.settings_changed()  # a new stand-in: nobody has tried it yet
             connection.save()
             if created:
                 Item.objects.bulk_create(self._catalog_from(erp_items, store), batch_size=1000)
