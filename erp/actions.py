@@ -6,6 +6,7 @@ so the audit trail can never miss a change nor record one that rolled back.
 """
 
 import logging
+import math
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -34,6 +35,35 @@ PANEL_LIMITS: dict[str, tuple[int, timedelta]] = {
     AuditAction.VERIFIED: (4, timedelta(minutes=1)),
     AuditAction.UPDATE_REQUESTED: (6, timedelta(minutes=10)),
 }
+VERIFY_REQUESTED = "Verificación pedida"
+
+
+class PanelLimitReached(Exception):
+    """The store's panel already used its verifications or updates for now."""
+
+    def __init__(self, action: str, wait: timedelta) -> None:
+        self.action = action
+        self.wait = wait
+        limit, window = PANEL_LIMITS[action]
+        seconds = max(1, math.ceil(wait.total_seconds()))
+        if seconds < 60:
+            how_long = f"{seconds} segundo{'s' if seconds != 1 else ''}"
+        else:
+            minutes = math.ceil(seconds / 60)
+            how_long = f"{minutes} minuto{'s' if minutes != 1 else ''}"
+        if action == AuditAction.VERIFIED:
+            message = (
+                f"Ya se verificó la conexión {limit} veces en el último minuto. Esperá un "
+                f"momento ({how_long}) y probá de nuevo: el ERP limita los ingresos por minuto."
+            )
+        else:
+            message = (
+                f"Se pidieron {limit} actualizaciones en los últimos "
+                f"{int(window.total_seconds() // 60)} minutos. Esperá un rato ({how_long}) y "
+                "probá de nuevo."
+            )
+        super().__init__(message)
+        self.message = message
 
 
 def actor_name(user: Any) -> str:
@@ -42,9 +72,9 @@ def actor_name(user: Any) -> str:
     return CLI_ACTOR
 
 
-def audit(store: Store, user: Any, action: str, detail: str) -> None:
+def audit(store: Store, user: Any, action: str, detail: str) -> AuditEvent:
     """One row of the store's audit trail: who (a panel user, or the command line)."""
-    AuditEvent.objects.create(
+    return AuditEvent.objects.create(
         store=store,
         user=user if user is not None and user.is_authenticated else None,
         actor=actor_name(user),
@@ -62,12 +92,37 @@ def requested_by_label(run: Run) -> str:
     return ORIGIN_LABELS.get(run.origin, run.origin)
 
 
-def panel_rate_limited(store: Store, action: str) -> bool:
+def _claim_panel_slot(store: Store, action: str) -> None:
+    """Raise PanelLimitReached if the store's panel used up `action` for now.
+
+    Must run inside the transaction that records the attempt (the audit row the
+    limit counts), with the store's connection row locked: the count and the
+    record are then one step, so of any number of simultaneous clicks only those
+    within the limit get to call the ERP. Counting rows written after the ERP
+    answered let 8 simultaneous clicks make 8 logins.
+    """
     limit, window = PANEL_LIMITS[action]
-    recent = AuditEvent.objects.filter(
-        store=store, action=action, user__isnull=False, at__gte=timezone.now() - window
+    now = timezone.now()
+    recent = list(
+        AuditEvent.objects.filter(
+            store=store, action=action, user__isnull=False, at__gt=now - window
+        )
+        .order_by("-at")
+        .values_list("at", flat=True)[:limit]
     )
-    return recent.count() >= limit
+    if len(recent) >= limit:
+        # A slot frees when the limit-th most recent attempt leaves the window.
+        raise PanelLimitReached(action, recent[limit - 1] + window - now)
+
+
+def _lock_connection(store: Store) -> Connection | None:
+    """The store's connection, locked until the transaction ends (None: there is none).
+
+    The connection row, not the store's: a CSV import holds the store's row for
+    as long as it writes, and a click must not wait for it. On SQLite the
+    transaction is IMMEDIATE (vxm/settings.py), which serializes it as well.
+    """
+    return Connection.objects.select_for_update().filter(store=store).first()
 
 
 class ServerChangeWhileRunning(Exception):
@@ -177,17 +232,26 @@ class VerifyOutcome:
     version: str = ""
 
 
-def verify_connection(store: Store, *, user: Any = None) -> VerifyOutcome:
-    """Try the saved connection (changes nothing but the audit trail)."""
-    try:
-        connection = store.erp_connection
-    except Connection.DoesNotExist:
-        return VerifyOutcome(
-            ok=False,
-            code="not_connected",
-            message="Esta tienda todavía no tiene un ERP configurado: "
-            "guardá la configuración primero.",
-        )
+def verify_connection(store: Store, *, user: Any = None, panel: bool = False) -> VerifyOutcome:
+    """Try the saved connection (changes nothing but the audit trail).
+
+    The attempt is recorded ("Verificación pedida") before the ERP is called and
+    completed with the result afterwards. From the panel (`panel=True`) it is
+    first counted against the store's limit, and PanelLimitReached is raised
+    without calling the ERP when the limit is reached.
+    """
+    with transaction.atomic():
+        connection = _lock_connection(store)
+        if connection is None:
+            return VerifyOutcome(
+                ok=False,
+                code="not_connected",
+                message="Esta tienda todavía no tiene un ERP configurado: "
+                "guardá la configuración primero.",
+            )
+        if panel:
+            _claim_panel_slot(store, AuditAction.VERIFIED)
+        event = audit(store, user, AuditAction.VERIFIED, VERIFY_REQUESTED)
     try:
         source = registry.source_for(connection)
         try:
@@ -213,14 +277,12 @@ def verify_connection(store: Store, *, user: Any = None) -> VerifyOutcome:
             message=f"La conexión funciona: {verification.product} {verification.version}.",
         )
     connection.record_check(ok=outcome.ok, message=outcome.message)
-    audit(
-        store,
-        user,
-        AuditAction.VERIFIED,
+    detail = (
         f"Correcta: {outcome.product} {outcome.version}"
         if outcome.ok
-        else f"Falló: {outcome.message}",
+        else f"Falló: {outcome.message}"
     )
+    AuditEvent.objects.filter(pk=event.pk).update(detail=printable(detail)[:500])
     return outcome
 
 
@@ -233,5 +295,17 @@ def start_update(
     enqueue: bool = True,
 ) -> Run:
     """Record a queued run and its audit row (the engine does both in one
-    transaction); raises UpdateAlreadyRunning / NotConnected."""
-    return request_update(store, user=user, full=full, origin=origin, enqueue=enqueue)
+    transaction); raises UpdateAlreadyRunning / NotConnected, and from the panel
+    PanelLimitReached when the store's limit is reached (nothing recorded then).
+
+    A panel request is counted and recorded in one transaction with the store's
+    connection locked, so simultaneous clicks cannot all pass the count; the ERP
+    is called only later, by the run, once that transaction has committed.
+    """
+    if origin != "panel":
+        return request_update(store, user=user, full=full, origin=origin, enqueue=enqueue)
+    with transaction.atomic():
+        if _lock_connection(store) is not None:
+            _claim_panel_slot(store, AuditAction.UPDATE_REQUESTED)
+        # Without a connection the engine raises NotConnected: nothing to count.
+        return request_update(store, user=user, full=full, origin=origin, enqueue=enqueue)

@@ -29,7 +29,6 @@ from erp.forms import ConnectionForm, UpdateForm, ca_summaries
 from erp.models import (
     ACTIVE_STATUSES,
     FINISHED_STATUSES,
-    AuditAction,
     AuditEvent,
     Connection,
     IssueKind,
@@ -288,14 +287,11 @@ def connection_settings(request: HttpRequest, store: Store, kind: str) -> HttpRe
 @store_view
 @require_POST
 def verify(request: HttpRequest, store: Store) -> HttpResponse:
-    if actions.panel_rate_limited(store, AuditAction.VERIFIED):
-        messages.warning(
-            request,
-            "Ya se verificó la conexión varias veces en el último minuto. Esperá un momento "
-            "y probá de nuevo: el ERP limita los ingresos por minuto.",
-        )
+    try:
+        outcome = actions.verify_connection(store, user=request.user, panel=True)
+    except actions.PanelLimitReached as e:
+        messages.warning(request, e.message)
         return redirect(_integrations_url(store))
-    outcome = actions.verify_connection(store, user=request.user)
     if outcome.ok:
         messages.success(request, outcome.message)
     else:
@@ -308,15 +304,10 @@ def verify(request: HttpRequest, store: Store) -> HttpResponse:
 def update(request: HttpRequest, store: Store) -> HttpResponse:
     form = UpdateForm(request.POST)
     full = form.is_valid() and form.cleaned_data["full"]
-    if actions.panel_rate_limited(store, AuditAction.UPDATE_REQUESTED):
-        messages.warning(
-            request,
-            "Se pidieron muchas actualizaciones en los últimos minutos. Esperá un rato y "
-            "probá de nuevo.",
-        )
-        return redirect(_integrations_url(store))
     try:
         run = actions.start_update(store, user=request.user, full=full, origin="panel")
+    except actions.PanelLimitReached as e:
+        messages.warning(request, e.message)
     except UpdateAlreadyRunning as e:
         messages.warning(
             request,

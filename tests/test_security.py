@@ -7,7 +7,6 @@ deploy check runs `vxm check --deploy` in a subprocess with the environment of a
 production server and of the demo.
 """
 
-import datetime
 import io
 import json
 import logging
@@ -37,7 +36,6 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
-from django.utils import timezone
 from django.views.debug import ExceptionReporter
 from httpcore._backends.sync import SyncStream
 
@@ -50,7 +48,6 @@ from tests.conftest import ERP_PASSWORD, ERP_USER, TEST_PASSWORD
 from tests.erp.sync_helpers import connect, make_items, sync
 from tests.erp.test_url_guard import HOSTILE
 from tests.pki import Pki, certificate
-from vxm.models import LoginAttempt
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 HTMX = {"HX-Request": "true"}
@@ -847,84 +844,7 @@ def test_the_ca_upload_accepts_only_a_cacertificate(admin_client, store, standin
 # ---- rate limits ------------------------------------------------------------------------
 
 
-def login(client: Client, username: str, password: str, **extra: Any) -> Any:
-    return client.post(reverse("login"), {"username": username, "password": password}, **extra)
-
-
-def test_failed_logins_are_limited_per_username(admin_user, client):
-    for _ in range(5):
-        assert login(client, "admin@sur.test", "incorrecta").status_code == 200
-    response = login(client, "admin@sur.test", TEST_PASSWORD)  # even the right one, now
-    assert response.status_code == 429
-    page = response.content.decode()
-    assert "Demasiados intentos fallidos" in page and "probá de nuevo a las" in page
-    oldest = LoginAttempt.objects.order_by("at").first()
-    assert oldest is not None
-    retry_at = timezone.localtime(oldest.at + datetime.timedelta(minutes=15))
-    assert f"a las {retry_at:%H:%M}" in page
-    assert 1 <= int(response["Retry-After"]) <= 15 * 60
-    assert "_auth_user_id" not in client.session
-    # The same username in other letter case shares the budget; other usernames do not.
-    assert login(client, " ADMIN@Sur.test", TEST_PASSWORD).status_code == 429
-    assert login(client, "otro@sur.test", "x").status_code == 200
-
-    # Fifteen minutes later (moved in the database, not waited for) it logs in.
-    LoginAttempt.objects.update(at=timezone.now() - datetime.timedelta(minutes=16))
-    response = login(client, "admin@sur.test", TEST_PASSWORD)
-    assert response.status_code == 302
-    assert client.session["_auth_user_id"] == str(admin_user.pk)
-
-
-def test_failed_logins_are_limited_per_address(admin_user, client):
-    for n in range(20):
-        assert login(client, f"nadie{n}@x.test", "x").status_code == 200
-    response = login(client, "admin@sur.test", TEST_PASSWORD)
-    assert response.status_code == 429
-    assert "desde esta conexión" in response.content.decode()
-    # Another address is not affected.
-    assert (
-        login(Client(REMOTE_ADDR="203.0.113.9"), "admin@sur.test", TEST_PASSWORD).status_code == 302
-    )
-
-
-def test_a_success_forgets_that_persons_typos(admin_user, client):
-    for _ in range(4):
-        login(client, "admin@sur.test", "incorrecta")
-    assert login(client, "admin@sur.test", TEST_PASSWORD).status_code == 302
-    assert not LoginAttempt.objects.filter(username="admin@sur.test").exists()
-    client.logout()
-    for _ in range(4):
-        assert login(client, "admin@sur.test", "incorrecta").status_code == 200
-
-
-def test_a_forged_forwarded_for_does_not_escape_the_address_limit(admin_user, settings):
-    client = Client()
-    for n in range(20):
-        login(client, f"nadie{n}@x.test", "x", headers={"X-Forwarded-For": f"198.51.100.{n}"})
-    assert login(client, "admin@sur.test", TEST_PASSWORD).status_code == 429
-    # Behind a proxy, the address it appended (the last one) is the client's.
-    settings.VXM_BEHIND_PROXY = True
-    LoginAttempt.objects.all().delete()
-    proxied = Client()
-    for n in range(20):
-        login(
-            proxied,
-            f"nadie{n}@x.test",
-            "x",
-            headers={"X-Forwarded-For": f"1.2.3.{n}, 198.51.100.7"},
-        )
-    assert (
-        login(
-            proxied, "admin@sur.test", TEST_PASSWORD, headers={"X-Forwarded-For": "198.51.100.7"}
-        ).status_code
-        == 429
-    )
-    assert (
-        login(
-            proxied, "admin@sur.test", TEST_PASSWORD, headers={"X-Forwarded-For": "198.51.100.8"}
-        ).status_code
-        == 302
-    )
+# Login limits: tests/test_login.py.
 
 
 def test_panel_buttons_are_limited_per_store_and_the_cli_is_not(

@@ -15,9 +15,13 @@ class LoginAttempt(models.Model):
     username = models.CharField(max_length=150)
     address = models.GenericIPAddressField()
     at = models.DateTimeField(default=timezone.now)
+    # The id of a browser this username has logged in from before (its signed
+    # cookie, vxm/auth.py), or "" for any other browser: the two are counted apart.
+    device = models.CharField(max_length=32, blank=True, default="")
 
     class Meta:
         indexes = [
+            models.Index(fields=["device", "at"], name="loginattempt_device_at"),
             models.Index(fields=["username", "at"], name="loginattempt_username_at"),
             models.Index(fields=["address", "at"], name="loginattempt_address_at"),
             models.Index(fields=["at"], name="loginattempt_at"),

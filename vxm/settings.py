@@ -178,10 +178,13 @@ SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 
-# Failed logins allowed per username and per client address within the window,
-# counted in the database (vxm/auth.py).
-VXM_LOGIN_FAILURES_PER_USERNAME = int(os.environ.get("VXM_LOGIN_FAILURES_PER_USERNAME", "5"))
-VXM_LOGIN_FAILURES_PER_ADDRESS = int(os.environ.get("VXM_LOGIN_FAILURES_PER_ADDRESS", "20"))
+# Failed logins allowed within the window, counted in the database (vxm/auth.py,
+# docs/security.md): for one username from one address (or one known browser),
+# for one username from browsers it never logged in from, and distinct usernames
+# failed from one address (spraying).
+VXM_LOGIN_FAILURES_PER_ACCOUNT = int(os.environ.get("VXM_LOGIN_FAILURES_PER_ACCOUNT", "5"))
+VXM_LOGIN_FAILURES_PER_USERNAME = int(os.environ.get("VXM_LOGIN_FAILURES_PER_USERNAME", "10"))
+VXM_LOGIN_USERNAMES_PER_ADDRESS = int(os.environ.get("VXM_LOGIN_USERNAMES_PER_ADDRESS", "10"))
 VXM_LOGIN_FAILURE_WINDOW_MINUTES = int(os.environ.get("VXM_LOGIN_FAILURE_WINDOW_MINUTES", "15"))
 
 # ERP integration settings.
