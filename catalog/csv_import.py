@@ -14,7 +14,6 @@ Windows encoding Excel uses in Argentina (cp1252, latin-1 as a last resort).
 import codecs
 import csv
 import io
-import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -25,6 +24,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from catalog.models import ChangeSource, Item, change_for, sku_key
+from catalog.quantities import QuantityError, parse_price, parse_stock
 from catalog.writes import CatalogWriter, Change, item_in
 from stores.models import Store
 
@@ -43,9 +43,6 @@ MAX_REPORTED_ERRORS = 500
 
 SKU_MAX = Item._meta.get_field("sku").max_length or 100
 NAME_MAX = Item._meta.get_field("name").max_length or 300
-STOCK_MAX = 2**63 - 1  # BigIntegerField
-PRICE_MAX = Decimal("999999999999.99")  # DecimalField(max_digits=14, decimal_places=2)
-CENTS = Decimal("0.01")
 
 NOTHING_IMPORTED = "No se importó nada: corregí estas filas y volvé a subir el archivo."
 SAVE_AS_CSV = "Abrilo en Excel y usá «Guardar como» → «CSV UTF-8 (delimitado por comas)»."
@@ -63,85 +60,6 @@ class BinaryFile(Protocol):
     def read(self, size: int = -1, /) -> bytes: ...
 
     def seek(self, offset: int, whence: int = 0, /) -> int: ...
-
-
-# ----- values ------------------------------------------------------------------------
-
-_STOCK = re.compile(r"[0-9]+")
-_NEGATIVE = re.compile(r"-\s*[0-9.,]+")
-# One separator: it is the decimal one ("18250,50" or "18250.50").
-_PLAIN_PRICE = re.compile(r"(?P<int>[0-9]+)(?:[.,](?P<dec>[0-9]+))?")
-# Both separators, strictly grouped by thousands: es-AR "18.250,50" or en "18,250.50".
-_GROUPED_PRICE = re.compile(
-    r"(?P<int>[0-9]{1,3}(?:\.[0-9]{3})+),(?P<dec>[0-9]{1,2})"
-    r"|(?P<int2>[0-9]{1,3}(?:,[0-9]{3})+)\.(?P<dec2>[0-9]{1,2})"
-)
-_LETTER = re.compile(r"[^\W\d_]")
-
-
-def parse_stock(text: str) -> int:
-    """A stock as typed by a person: a whole number >= 0.
-
-    Raises ValueError with a message in Spanish for the admin. "1.000" is refused
-    rather than guessed: in es-AR it is a thousand, elsewhere it is one.
-    """
-    value = text.strip()
-    if not value:
-        raise ValueError("Falta el stock.")
-    if _STOCK.fullmatch(value):
-        stock = int(value)
-        if stock > STOCK_MAX:
-            raise ValueError(f"El stock «{value}» es demasiado grande.")
-        return stock
-    if _NEGATIVE.fullmatch(value):
-        raise ValueError(f"El stock no puede ser negativo («{value}»).")
-    if re.fullmatch(r"[0-9.,]+", value):
-        raise ValueError(
-            f"El stock tiene que ser un número entero, sin decimales ni puntos de miles "
-            f"(«{value}»; por ejemplo 1500)."
-        )
-    raise ValueError(f"El stock tiene que ser un número entero («{value}»; por ejemplo 1500).")
-
-
-def parse_price(text: str) -> Decimal:
-    """A price as typed by a person, to 2 decimal places.
-
-    Accepts comma or dot as the decimal separator ("18250,50", "18250.50"), and the
-    es-AR way the panel shows prices ("$ 18.250,50"). A lone separator followed by
-    three digits ("18.250") has more than 2 decimals and is refused instead of
-    guessed as a thousands separator.
-    """
-    value = text.strip().replace("\u00a0", " ")
-    if not value:
-        raise ValueError("Falta el precio.")
-    number = value.removeprefix("$").strip()
-    if _NEGATIVE.fullmatch(number) or _NEGATIVE.fullmatch(value.replace("$", "").strip()):
-        raise ValueError(f"El precio no puede ser negativo («{value}»).")
-    if match := _PLAIN_PRICE.fullmatch(number):
-        integer, decimals = match["int"], match["dec"] or ""
-    elif match := _GROUPED_PRICE.fullmatch(number):
-        integer = (match["int"] or match["int2"]).replace(".", "").replace(",", "")
-        decimals = match["dec"] or match["dec2"]
-    elif _LETTER.search(number):
-        raise ValueError(
-            f"El precio tiene letras («{value}»): usá sólo números, "
-            "con coma o punto para los centavos."
-        )
-    else:
-        raise ValueError(f"El precio «{value}» no es un número válido (por ejemplo 18250,50).")
-    if len(decimals) > 2:
-        hint = ""
-        if len(decimals) == 3 and "." in number:
-            # Most likely a thousands point: say how to write it instead of guessing.
-            hint = (
-                f" Si son {integer}{decimals} pesos, escribilo sin punto de miles "
-                f"({integer}{decimals} o {integer}{decimals},00)."
-            )
-        raise ValueError(f"El precio tiene más de 2 decimales («{value}»).{hint}")
-    price = Decimal(f"{integer}.{decimals or '0'}").quantize(CENTS)
-    if price > PRICE_MAX:
-        raise ValueError(f"El precio «{value}» es demasiado grande.")
-    return price
 
 
 # ----- report ------------------------------------------------------------------------
@@ -401,11 +319,11 @@ def _parse_cells(fmt: _Format, line: int, cells: list[str]) -> _Row | RowError:
     stock = price = None
     try:
         stock = parse_stock(cells[fmt.positions[2]])
-    except ValueError as e:
+    except QuantityError as e:
         reasons.append(str(e))
     try:
         price = parse_price(cells[fmt.positions[3]])
-    except ValueError as e:
+    except QuantityError as e:
         reasons.append(str(e))
     if reasons or stock is None or price is None:
         return RowError(line, sku, " ".join(reasons))

@@ -1,5 +1,5 @@
-"""Forms of the catalog pages. Values are parsed by the same functions as the CSV
-import, so a price typed by hand and one in a file follow the same rules."""
+"""Forms of the catalog pages. Values are parsed by `catalog.quantities`, like the
+CSV import's, so a price typed by hand and one in a file follow the same rules."""
 
 from decimal import Decimal
 from typing import Any
@@ -7,7 +7,8 @@ from typing import Any
 from django import forms
 from django.core.files.uploadedfile import UploadedFile
 
-from catalog.csv_import import MAX_FILE_BYTES, parse_price, parse_stock
+from catalog.csv_import import MAX_FILE_BYTES
+from catalog.quantities import QuantityError, parse_price, parse_stock
 
 
 class SearchForm(forms.Form):
@@ -33,14 +34,20 @@ class ItemEditForm(forms.Form):
     stock = forms.CharField(
         label="Stock",
         max_length=30,
-        error_messages={"required": "Ingresá el stock."},
+        error_messages={
+            "required": "Ingresá el stock.",
+            "max_length": "El stock es demasiado largo: ingresá unidades, por ejemplo 1500.",
+        },
         widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "off"}),
         help_text="Unidades enteras, 0 o más.",
     )
     wholesale_price = forms.CharField(
         label="Precio mayorista",
         max_length=40,
-        error_messages={"required": "Ingresá el precio."},
+        error_messages={
+            "required": "Ingresá el precio.",
+            "max_length": "El precio es demasiado largo: ingresalo como 18250,50.",
+        },
         widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}),
         help_text="Con coma o punto para los centavos, por ejemplo 18250,50.",
     )
@@ -50,13 +57,13 @@ class ItemEditForm(forms.Form):
     def clean_stock(self) -> int:
         try:
             return parse_stock(self.cleaned_data["stock"])
-        except ValueError as e:
+        except QuantityError as e:
             raise forms.ValidationError(str(e)) from None
 
     def clean_wholesale_price(self) -> Decimal:
         try:
             return parse_price(self.cleaned_data["wholesale_price"])
-        except ValueError as e:
+        except QuantityError as e:
             raise forms.ValidationError(str(e)) from None
 
     def requested(self) -> tuple[int | None, Decimal | None]:
@@ -74,7 +81,7 @@ def _same(parse: Any, seen: str | None, value: object) -> bool:
         return False
     try:
         return bool(parse(seen) == value)
-    except ValueError:
+    except QuantityError:
         return False
 
 

@@ -19,7 +19,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from django.db import DatabaseError, IntegrityError, transaction
@@ -27,6 +27,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from catalog.models import ChangeSource, Item, sku_key
+from catalog.quantities import to_cents, whole_units
 from catalog.writes import CatalogWriter, Change, item_in
 from erp import registry
 from erp.errors import ErpError, ErrorCode, printable, storable
@@ -46,10 +47,6 @@ from stores.models import Membership, Store
 
 logger = logging.getLogger("erp.engine")
 
-# Larger values are not stock but a data error (and would overflow the column).
-MAX_STOCK = Decimal(10) ** 12
-MAX_PRICE = Decimal(10) ** 12
-CENT = Decimal("0.01")
 # A queued run that no worker has picked up for this long is given up on.
 QUEUED_STALE_AFTER = STALE_AFTER * 3
 
@@ -446,10 +443,10 @@ def stock_from_erp(erp_item: ErpItem) -> int | None:
     """Whole units, floored; negative is 0; discontinued is 0; None if unreadable."""
     if not erp_item.active:
         return 0  # whatever its stock says, even unreadable
-    stock = erp_item.stock
-    if stock is None or not stock.is_finite() or abs(stock) >= MAX_STOCK:
+    if erp_item.stock is None:
         return None
-    return max(0, int(stock.to_integral_value(rounding=ROUND_FLOOR)))
+    units = whole_units(erp_item.stock)  # None when not finite or out of range
+    return None if units is None else max(0, units)
 
 
 def price_from_erp(
@@ -468,15 +465,12 @@ def price_from_erp(
             f"El precio está en {erp_item.currency} y la tienda vende en {currency}; "
             "no se convierte."
         )
-    try:
-        price = price.quantize(CENT, rounding=ROUND_HALF_UP)
-    except InvalidOperation:
+    cents = to_cents(price)  # half-up; None when out of range
+    if cents is None:
         return None, f"El precio mayorista está fuera de rango: {_shown(erp_item.price_raw)}."
-    if price <= 0:
-        return None, f"El precio mayorista es {price}: tiene que ser mayor que 0."
-    if price >= MAX_PRICE:
-        return None, f"El precio mayorista está fuera de rango: {price}."
-    return price, ""
+    if cents <= 0:
+        return None, f"El precio mayorista es {cents}: tiene que ser mayor que 0."
+    return cents, ""
 
 
 def _shown(raw: object) -> str:

@@ -24,6 +24,7 @@ import time
 import zlib
 from collections.abc import Callable, Generator, Iterator
 from datetime import datetime
+from decimal import Decimal
 from types import TracebackType
 from typing import Literal, Self
 from urllib.parse import urlsplit
@@ -792,12 +793,16 @@ class NonSistemasClient:
 
 
 def _decode_json(response: httpx.Response) -> object:
-    """The body as JSON; ValueError (JSONDecodeError, UnicodeDecodeError) when not."""
+    """The body as JSON; ValueError (JSONDecodeError, UnicodeDecodeError) when not.
+
+    Numbers with a fraction (legacy prices, `18250.5`) and NaN/Infinity are decoded
+    as Decimal, never float: a float cannot hold 1234.565 or 0.3 exactly.
+    """
     content = response.content
     if not content.strip():
         raise ValueError("cuerpo vacío")
     try:
-        return json.loads(content)
+        return json.loads(content, parse_float=Decimal, parse_constant=Decimal)
     except UnicodeDecodeError:
         # Its repr carries the whole body, which must not travel in a cause chain.
         raise ValueError("el cuerpo no es texto UTF-8") from None

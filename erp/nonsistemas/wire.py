@@ -12,10 +12,11 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Final
 from urllib.parse import urlsplit, urlunsplit
 
+from catalog.quantities import bounded_decimal, plain_decimal
 from erp.errors import ErpError, ErrorCode, printable
 from erp.sources import ErpItem
 
@@ -48,10 +49,9 @@ ERR_BAD_CREDENTIALS: Final = "credenciales_invalidas"
 ERR_NO_API_ACCESS: Final = "acceso_api_deshabilitado"
 ERR_BAD_PARAMETER: Final = "parametro_invalido"
 
-# Longest numeric string or timestamp worth parsing; anything longer is garbage and
-# would only cost CPU (Decimal of a megabyte of digits).
+# Longest timestamp worth parsing; anything longer is garbage. Numbers are bounded
+# the same way by catalog.quantities (MAX_NUMBER_CHARS).
 _MAX_SCALAR_TEXT = 64
-_DECIMAL_TEXT = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 
 
 def endpoint_url(base_url: str, path: str) -> str:
@@ -144,27 +144,19 @@ def format_desde(moment: datetime) -> str:
 def parse_decimal(value: object) -> Decimal | None:
     """A contract number: a string like "340.000", or a JSON number (legacy instances).
 
-    Returns None for anything else (null, bool, NaN, Infinity, thousands separators,
-    exponents in strings, garbage); the caller keeps the raw value to report it.
-    Floats go through `str()`, the shortest repr that round-trips, so 18250.5 gives
-    Decimal("18250.5") and never the binary expansion 18250.500000000000...
+    The client decodes JSON numbers as Decimal (never float), so a legacy
+    `1234.565` arrives as exactly that. Returns None for anything else (null, bool,
+    NaN, Infinity, thousands separators, exponents in strings, more than 64
+    characters or digits, garbage); the caller keeps the raw value to report it.
+    A float (from a caller that decoded JSON itself) goes through `str()`, the
+    shortest repr that round-trips, so 18250.5 gives Decimal("18250.5").
     """
-    if isinstance(value, bool):  # bool is an int subclass: True is not 1 unit
-        return None
-    if isinstance(value, int):
-        return Decimal(value)
     if isinstance(value, float):
-        return Decimal(str(value)) if math.isfinite(value) else None
-    if isinstance(value, Decimal):
-        return value if value.is_finite() else None
+        return bounded_decimal(Decimal(str(value))) if math.isfinite(value) else None
+    if isinstance(value, int | Decimal):  # bool is refused there: True is not 1 unit
+        return bounded_decimal(value)
     if isinstance(value, str):
-        text = value.strip()
-        if len(text) > _MAX_SCALAR_TEXT or not _DECIMAL_TEXT.fullmatch(text):
-            return None
-        try:
-            return Decimal(text)
-        except InvalidOperation:  # pragma: no cover - the regex only lets numbers through
-            return None
+        return plain_decimal(value.strip())
     return None
 
 
@@ -325,8 +317,10 @@ def parse_login(body: object) -> LoginAnswer | None:
         return None
     expires = body.get("expira_en")
     seconds: float | None = None
-    if not isinstance(expires, bool) and isinstance(expires, int | float):
-        seconds = float(expires) if math.isfinite(expires) and expires > 0 else None
+    # JSON numbers arrive as int or Decimal (client.py); a float from other callers.
+    if not isinstance(expires, bool) and isinstance(expires, int | float | Decimal):
+        number = bounded_decimal(Decimal(str(expires)) if isinstance(expires, float) else expires)
+        seconds = float(number) if number is not None and number > 0 else None
     return LoginAnswer(token=token, expires_in=seconds)
 
 

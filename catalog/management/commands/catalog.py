@@ -1,13 +1,18 @@
 """`vxm catalog import SLUG FILE.csv` and `vxm catalog export SLUG [--format csv|json]`."""
 
 import getpass
+import os
+import sys
+import tempfile
 from argparse import ArgumentParser
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import IO, Any
 
 from django.core.management.base import BaseCommand, CommandError
 
 from catalog import export
-from catalog.csv_import import NOTHING_IMPORTED, import_csv
+from catalog.csv_import import MAX_FILE_BYTES, NOTHING_IMPORTED, import_csv
 from stores.models import Store
 
 
@@ -37,8 +42,19 @@ class Command(BaseCommand):
         if options["action"] == "import":
             self.import_file(store, options["file"])
         else:
-            for piece in export.iter_export(store, options["fmt"]):
+            self.export(store, options["fmt"])
+
+    def export(self, store: Store, fmt: str) -> None:
+        try:
+            for piece in export.iter_export(store, fmt):
                 self.stdout.write(piece, ending="")
+            self.stdout.flush()
+        except BrokenPipeError:
+            # Whoever read the output has gone (`vxm catalog export sur | head`): stop
+            # like any Unix tool, without a traceback, and without Python's own
+            # complaint when it flushes stdout at exit.
+            _silence_stdout()
+            raise CommandError("La salida se cerró antes de terminar la exportación.") from None
 
     def import_file(self, store: Store, path: str) -> None:
         try:
@@ -46,7 +62,15 @@ class Command(BaseCommand):
         except OSError as e:
             raise CommandError(f"No se pudo abrir «{path}»: {e.strerror}.") from None
         with f:
-            report = import_csv(store, f, actor=f"línea de comandos ({_login()})")
+            try:
+                with _seekable(f, path) as readable:
+                    report = import_csv(store, readable, actor=f"línea de comandos ({_login()})")
+            except OSError as e:
+                # A disk or network file system failing mid-read. The import's
+                # transaction was rolled back: nothing of the file was applied.
+                raise CommandError(
+                    f"No se pudo leer «{path}»: {e.strerror or e}. No se importó nada."
+                ) from None
         for warning in report.warnings:
             self.stderr.write(f"Aviso: {warning}")
         if report.file_error:
@@ -62,6 +86,33 @@ class Command(BaseCommand):
                 f"{NOTHING_IMPORTED} {report.error_count} de {report.rows} filas con errores."
             )
         self.stdout.write(f"«{store.slug}», {report.rows} filas. {report.summary()}")
+
+
+@contextmanager
+def _seekable(f: IO[bytes], path: str) -> Iterator[IO[bytes]]:
+    """`f` itself if it can be read twice; else (a pipe, `/dev/stdin`) a temporary
+    copy, no larger than the panel accepts."""
+    if f.seekable():
+        yield f
+        return
+    with tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024) as copy:
+        while chunk := f.read(1024 * 1024):
+            copy.write(chunk)
+            if copy.tell() > MAX_FILE_BYTES:
+                raise CommandError(
+                    f"«{path}» pasa de {MAX_FILE_BYTES // (1024 * 1024)} MB: dividilo en "
+                    "partes e importalas de a una."
+                )
+        copy.seek(0)
+        yield copy
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # not a real file (call_command's StringIO)
+        pass
 
 
 def _login() -> str:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
 from django.db import transaction
@@ -39,6 +40,7 @@ PASSWORD_ENV = "VXM_ERP_PASSWORD"
 EXIT_FAILED = 1
 EXIT_BUSY = 3
 EXIT_INTERRUPTED = 130
+MAX_RUNS_LISTED = 1000
 
 
 class ProgressBar:
@@ -166,8 +168,16 @@ class Command(BaseCommand):
                     "usá una sola."
                 )
             stdin: TextIO = options.get("stdin") or sys.stdin
-            # Only the line break that `echo` or a heredoc adds; spaces are the password's.
-            password = stdin.read().rstrip("\r\n")
+            try:
+                # Only the line break that `echo` or a heredoc adds; spaces are the password's.
+                password = stdin.read().rstrip("\r\n")
+                # Undecodable bytes arrive as surrogates (or raise): encrypting needs text.
+                password.encode()
+            except UnicodeError:
+                raise CommandError(
+                    "--password-stdin: lo que llegó por la entrada estándar no es texto "
+                    "UTF-8. Revisá la codificación del archivo o de la terminal."
+                ) from None
             if not password:
                 raise CommandError("--password-stdin: la entrada estándar vino vacía.")
             return password
@@ -212,6 +222,9 @@ class Command(BaseCommand):
             connection = actions.save_settings(store, **form.settings())
         except actions.ServerChangeWhileRunning as e:
             raise CommandError(str(e)) from None
+        except ImproperlyConfigured as e:
+            # The password cannot be encrypted: the server's keys are missing or broken.
+            raise CommandError(f"No se guardó la configuración. {e}") from None
         provider = registry.provider(kind)
         self.stdout.write(
             f"Configuración guardada: {store.slug} → {provider.name} {connection.url} "
@@ -294,8 +307,9 @@ class Command(BaseCommand):
 
     def runs(self, options: dict[str, Any]) -> None:
         store = self._store(options["slug"])
-        if options["limit"] < 1:
-            raise CommandError("--limit tiene que ser 1 o más.")
+        if not 1 <= options["limit"] <= MAX_RUNS_LISTED:
+            # Unbounded, a huge number overflows the database's LIMIT (a traceback).
+            raise CommandError(f"--limit tiene que ser entre 1 y {MAX_RUNS_LISTED}.")
         expire_stale_runs(store)
         runs = list(
             Run.objects.filter(store=store).select_related("store", "requested_by")[

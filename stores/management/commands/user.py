@@ -45,6 +45,13 @@ class Command(BaseCommand):
         # The email is the username: compared without case, so "Ana@X.com" and
         # "ana@x.com" are the same person.
         email = email.lower()
+        # An email may be longer than a username may (PostgreSQL would refuse it).
+        longest = get_user_model()._meta.get_field("username").max_length or 150
+        if len(email) > longest:
+            raise CommandError(
+                f"El email tiene {len(email)} caracteres y el máximo es {longest}: "
+                "usá uno más corto."
+            )
         try:
             store = Store.objects.get(slug=options["store"])
         except Store.DoesNotExist:
@@ -89,7 +96,15 @@ class Command(BaseCommand):
 
     def _read_password(self, stdin: TextIO) -> str:
         # Only the line ending is dropped: spaces may be part of a password.
-        password = stdin.readline().rstrip("\r\n")
+        try:
+            password = stdin.readline().rstrip("\r\n")
+            # Undecodable bytes arrive as surrogates (or raise): the hash needs text.
+            password.encode()
+        except UnicodeError:
+            raise CommandError(
+                "La contraseña que llegó por la entrada estándar no es texto UTF-8: "
+                "escribila de nuevo o revisá la codificación de la terminal."
+            ) from None
         if not password:
             raise CommandError("No llegó ninguna contraseña por la entrada estándar.")
         return password

@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
+from erp.engine import price_from_erp
 from erp.errors import ErpError, ErrorCode
 from erp.nonsistemas import wire
 from erp.nonsistemas.client import USER_AGENT, NonSistemasClient
@@ -542,13 +543,54 @@ def test_items_and_numbers(standin: Standin, make_client: MakeClient, legacy: bo
     assert second.active is False
     if legacy:
         # Old instances send numbers, no `moneda` (it means ARS) and no `activo: true`.
-        assert isinstance(first.stock_raw, int | float)
-        assert isinstance(first.price_raw, float)
+        # JSON numbers are decoded as int or Decimal, never float.
+        assert isinstance(first.stock_raw, int | Decimal)
+        assert isinstance(first.price_raw, Decimal)
         assert (first.currency, second.currency) == ("ARS", "ARS")
         assert first.active is True
     else:
         assert first.stock_raw == "340.000"
         assert (first.currency, second.currency) == ("ARS", "USD")
+
+
+def test_legacy_json_numbers_arrive_exact(make_client: MakeClient) -> None:
+    # Written by hand: json.dumps of a float would already have rounded them.
+    items = [
+        ("A", "1234.565", "18250.50"),
+        ("B", "0.30000000000000004", "0.1"),
+        # More digits than a float holds: a float would round these up a cent.
+        ("C", "7", "10.004999999999999999"),
+        ("D", "NaN", "Infinity"),
+        ("E", "1e400", "-0.0"),
+    ]
+    body = (
+        '{"pagina": 1, "por_pagina": 10, "total_items": 5, "total_paginas": 1, '
+        '"hora_servidor": "2026-11-20T14:03:11-03:00", "items": ['
+        + ", ".join(
+            f'{{"codigo": "{code}", "stock": {stock}, "precio_mayorista": {price}, '
+            '"modificado": "2026-11-20T14:03:11-03:00"}'
+            for code, stock, price in items
+        )
+        + "]}"
+    ).encode()
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/api/login"):
+            return httpx.Response(200, content=b'{"token": "t0k3n", "expira_en": 1800.0}')
+        return httpx.Response(200, content=body, headers={"Content-Type": "application/json"})
+
+    client = make_client("https://erp.example.com", transport=httpx.MockTransport(answer))
+    a, b, c, d, e = _page(client).items
+
+    assert (str(a.stock), str(a.price)) == ("1234.565", "18250.50")
+    assert (str(b.stock), str(b.price)) == ("0.30000000000000004", "0.1")
+    assert str(c.price) == "10.004999999999999999"
+    # So the price applied is the one the ERP meant, to the cent.
+    assert price_from_erp(c, "ARS") == (Decimal("10.00"), "")
+    assert (d.stock, d.price) == (None, None)  # NaN and Infinity are not numbers
+    assert (e.stock, e.price) == (None, Decimal("-0.0"))
+    for item in (a, b, c, d, e):
+        assert not isinstance(item.stock_raw, float) and not isinstance(item.price_raw, float)
 
 
 def test_desde_is_sent_in_instance_time(standin: Standin, make_client: MakeClient) -> None:
