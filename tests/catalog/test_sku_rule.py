@@ -127,9 +127,13 @@ def test_the_exact_sku_decides_among_items_that_share_a_key(
     make_item("ace-1", stock=2)
 
     report = run(store, HEADER + "ace-1,Aceite,7,1\n")
-
     assert (report.updated, report.ambiguous) == (1, 0)
     assert (Item.objects.get(sku="ACE-1").stock, Item.objects.get(sku="ace-1").stock) == (1, 7)
+
+    # Spaces around it, as Excel may leave them, do not make it ambiguous.
+    report = run(store, HEADER + '"  ACE-1 ",Aceite,8,1\n')
+    assert (report.updated, report.ambiguous) == (1, 0)
+    assert (Item.objects.get(sku="ACE-1").stock, Item.objects.get(sku="ace-1").stock) == (8, 7)
 
 
 def test_rows_of_one_file_sharing_a_key_never_create_near_duplicates(store: Store) -> None:
