@@ -603,6 +603,9 @@ def _apply_chunk(
 
     to_create: list[_Row] = []
     to_update: list[tuple[int, str, str, int, Decimal]] = []
+    # Same name: only stock and price are written, so the search text and its
+    # index entry are left alone (most rows of a price list).
+    to_reprice: list[tuple[int, int, Decimal]] = []
     history: list[Change] = []
     for row in rows:
         key = sku_key(row.sku)
@@ -634,8 +637,11 @@ def _apply_chunk(
             actor=writer.actor,
             user=user,
         )
-        # The item keeps its SKU as stored: the file names it, it does not rename it.
-        to_update.append((current.pk, current.sku, row.name, row.stock, row.price))
+        if current.name == row.name:
+            to_reprice.append((current.pk, row.stock, row.price))
+        else:
+            # The item keeps its SKU as stored: the file names it, it does not rename it.
+            to_update.append((current.pk, current.sku, row.name, row.stock, row.price))
         if change is not None:
             history.append(
                 (current.pk, change.old_stock, change.new_stock, change.old_price, change.new_price)
@@ -650,6 +656,8 @@ def _apply_chunk(
         history.extend((ids[r.sku], None, r.stock, None, r.price) for r in to_create)
     if to_update:
         writer.update_items(to_update)
+    if to_reprice:
+        writer.set_stock_and_price(to_reprice)
     if history:
         writer.add_history(history)
 
