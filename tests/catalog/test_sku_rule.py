@@ -270,3 +270,18 @@ def test_the_migration_strips_skus_and_leaves_those_that_would_collide(
 def test_the_migration_is_quiet_when_every_sku_is_clean(store: Store, make_item: MakeItem) -> None:
     make_item("A-1")
     assert run_migration_data_steps() == ""
+
+
+def test_a_background_import_report_keeps_its_skipped_rows(
+    store: Store, make_item: MakeItem
+) -> None:
+    from catalog.csv_import import ImportReport
+
+    make_item("ACE-1")
+    make_item("ace-1")
+    report = run(store, HEADER + "Ace-1,Aceite,9,9\n")
+
+    # A background import keeps its report as JSON; one from before has no such rows.
+    assert ImportReport.from_json(report.to_json()) == report
+    old = {k: v for k, v in report.to_json().items() if k not in ("skipped", "ambiguous")}
+    assert ImportReport.from_json(old).skipped == []
