@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -524,8 +524,10 @@ def _chunks(f: BinaryFile, fmt: _Format) -> Iterator[list[_Row]]:
         yield chunk
 
 
-@dataclass(frozen=True)
-class _Stored:
+class _Stored(NamedTuple):
+    """An existing item, as the import compares it (a tuple: one per row of a
+    300,000-row file)."""
+
     pk: int
     sku: str
     name: str
@@ -550,6 +552,8 @@ def _match(
     naming several items, are ambiguous unless the exact SKU decides: the row is
     skipped rather than guessed, and never creates a near-duplicate.
     """
+    if not spellings and len(candidates) <= 1:
+        return candidates[0] if candidates else None  # nearly every row
     for item in candidates:
         if item.sku == row.raw_sku:
             return item
