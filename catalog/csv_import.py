@@ -6,6 +6,11 @@ second pass, only when the first found nothing wrong, creates and updates items
 chunk by chunk inside a single transaction. A file with any bad row writes
 nothing (all-or-nothing), so a half-imported price list never reaches the store.
 
+A row names an item the way ERP codes do (catalog.models.sku_key: letter case and
+surrounding spaces aside), so an exported file imported back changes nothing and
+never creates a near-duplicate; where the key names several items, the exact SKU
+decides, or the row is reported as ambiguous and skipped (`_match`).
+
 The file is `sku,name,stock,wholesale_price` with a header row, comma-, semicolon-
 or tab-separated (es-AR Excel uses ";"), in UTF-8 (with or without BOM) or the
 Windows encoding Excel uses in Argentina (cp1252, latin-1 as a last resort).
@@ -14,16 +19,17 @@ Windows encoding Excel uses in Argentina (cp1252, latin-1 as a last resort).
 import codecs
 import csv
 import io
+from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from catalog.models import ChangeSource, Item, change_for, sku_key
+from catalog.models import ChangeSource, Item, change_for, clean_sku, sku_key
 from catalog.quantities import QuantityError, parse_price, parse_stock
 from catalog.writes import CatalogWriter, Change, item_in
 from stores.models import Store
@@ -85,10 +91,14 @@ class ImportReport:
     # Bad rows, in file order; at most MAX_REPORTED_ERRORS kept, `error_count` is all.
     errors: list[RowError] = field(default_factory=list)
     error_count: int = 0
-    # Imported anyway, but the admin should know (e.g. SKUs differing only in case);
-    # capped like `errors`, `warning_count` is all.
+    # Imported anyway, but the admin should know; capped like `errors`,
+    # `warning_count` is all.
     warnings: list[str] = field(default_factory=list)
     warning_count: int = 0
+    # Good rows not imported because their SKU names several items (`_match`); the
+    # rest of the file is imported. Capped like `errors`, `ambiguous` is all.
+    skipped: list[RowError] = field(default_factory=list)
+    ambiguous: int = 0
     encoding: str = ""
     delimiter: str = ""
     applied: bool = False
@@ -106,6 +116,11 @@ class ImportReport:
         if len(self.errors) < MAX_REPORTED_ERRORS:
             self.errors.append(RowError(line, sku, reason))
 
+    def add_skipped(self, line: int, sku: str, reason: str) -> None:
+        self.ambiguous += 1
+        if len(self.skipped) < MAX_REPORTED_ERRORS:
+            self.skipped.append(RowError(line, sku, reason))
+
     def add_warning(self, message: str) -> None:
         self.warning_count += 1
         if len(self.warnings) < MAX_REPORTED_ERRORS:
@@ -117,16 +132,20 @@ class ImportReport:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "ImportReport":
         errors = [RowError(**e) for e in data.get("errors", [])]
-        return cls(**{**data, "errors": errors})
+        skipped = [RowError(**e) for e in data.get("skipped", [])]
+        return cls(**{**data, "errors": errors, "skipped": skipped})
 
     def summary(self) -> str:
         if self.file_error:
             return self.file_error
         if self.error_count:
             return f"{NOTHING_IMPORTED} Filas con errores: {self.error_count}."
+        ambiguous = (
+            f", con SKU ambiguo {self.ambiguous} (no se importaron)" if self.ambiguous else ""
+        )
         return (
             f"Importación lista: creados {self.created}, actualizados {self.updated}, "
-            f"sin cambios {self.unchanged}."
+            f"sin cambios {self.unchanged}{ambiguous}."
         )
 
 
@@ -145,10 +164,13 @@ class _Format:
 @dataclass(frozen=True)
 class _Row:
     line: int
+    # As stored (catalog.models.clean_sku), and as written in the file: an item
+    # left with spaces by migration 0004 is found by its exact spelling.
     sku: str
     name: str
     stock: int
     price: Decimal
+    raw_sku: str
 
 
 class _FileProblem(Exception):
@@ -289,7 +311,7 @@ def _parse_cells(fmt: _Format, line: int, cells: list[str]) -> _Row | RowError:
             cells[fmt.positions[0]].strip() if len(cells) > fmt.positions[0] else "",
             f"Faltan columnas: tiene {len(cells)} y se esperan {fmt.width}.",
         )
-    sku = cells[fmt.positions[0]].strip()
+    sku = clean_sku(cells[fmt.positions[0]])
     if any("\x00" in c for c in cells):
         # Binary data past the part of the file checked up front (PostgreSQL would
         # refuse it in a text column, failing the whole import).
@@ -327,17 +349,32 @@ def _parse_cells(fmt: _Format, line: int, cells: list[str]) -> _Row | RowError:
         reasons.append(str(e))
     if reasons or stock is None or price is None:
         return RowError(line, sku, " ".join(reasons))
-    return _Row(line, sku, name, stock, price)
+    return _Row(line, sku, name, stock, price, raw_sku=cells[fmt.positions[0]])
 
 
 # ----- pass 1: validate ----------------------------------------------------------------
 
 
-def _check(f: BinaryFile, encoding: str, report: ImportReport) -> _Format:
+@dataclass(frozen=True)
+class _Spelling:
+    """One row's SKU, for rows whose key other rows of the file share."""
+
+    raw: str
+    sku: str
+    line: int
+
+
+# sku_key -> every row with that key, for keys written more than once in the file.
+_SharedKeys = dict[str, list[_Spelling]]
+
+
+def _check(f: BinaryFile, encoding: str, report: ImportReport) -> tuple[_Format, _SharedKeys]:
     fmt, records = _records(f, encoding)
-    # sku_key -> (sku, first line): finds exact repeats (errors) and SKUs that differ
-    # only in case or spaces (warnings: the ERP would find them ambiguous).
+    # sku_key -> (SKU as written, first line): finds exact repeats (errors) and
+    # keys written several ways ("ACE-1", "ace-1"), which pass 2 resolves by exact
+    # SKU or skips (`_match`).
     seen: dict[str, tuple[str, int]] = {}
+    shared: _SharedKeys = {}
     for line, cells in records:
         report.rows += 1
         row = _parse_row(fmt, line, cells)
@@ -347,36 +384,34 @@ def _check(f: BinaryFile, encoding: str, report: ImportReport) -> _Format:
         key = sku_key(row.sku)
         first = seen.get(key)
         if first is None:
-            seen[key] = (row.sku, line)
-        elif first[0] == row.sku:
+            seen[key] = (row.raw_sku, line)
+        elif first[0] == row.raw_sku:
             report.add_error(
                 line, row.sku, f"SKU repetido: «{row.sku}» está en las líneas {first[1]} y {line}."
             )
         else:
-            report.add_warning(
-                f"Línea {line}: el SKU «{row.sku}» difiere sólo en mayúsculas o espacios de "
-                f"«{first[0]}» (línea {first[1]}); se importan como productos distintos."
-            )
+            spellings = shared.setdefault(key, [_Spelling(first[0], clean_sku(first[0]), first[1])])
+            spellings.append(_Spelling(row.raw_sku, row.sku, line))
     if report.rows == 0:
         raise _FileProblem("El archivo tiene el encabezado pero ningún producto.")
-    return fmt
+    return fmt, shared
 
 
-def _validate(f: BinaryFile) -> tuple[ImportReport, _Format | None]:
+def _validate(f: BinaryFile) -> tuple[ImportReport, _Format | None, _SharedKeys]:
     """Pass 1 over each encoding in turn; the format is None if nothing may be written."""
     try:
         _sniff_binary(f)
         for encoding in ENCODINGS:
             report = ImportReport()
             try:
-                fmt = _check(f, encoding, report)
+                fmt, shared = _check(f, encoding, report)
             except UnicodeDecodeError:
                 continue  # not this encoding: start over with the next one
             report.encoding, report.delimiter = fmt.encoding, fmt.delimiter
-            return report, (fmt if report.ok else None)
+            return report, (fmt if report.ok else None), shared
         raise _FileProblem(f"No pudimos leer el texto del archivo. {SAVE_AS_CSV}")
     except _FileProblem as e:
-        return ImportReport(file_error=f"No se importó nada. {e}"), None
+        return ImportReport(file_error=f"No se importó nada. {e}"), None, {}
 
 
 def check_csv(f: BinaryFile) -> ImportReport:
@@ -407,57 +442,114 @@ def _chunks(f: BinaryFile, fmt: _Format) -> Iterator[list[_Row]]:
         yield chunk
 
 
+class _Stored(NamedTuple):
+    """An existing item, as the import compares it (a tuple: one per row of a
+    300,000-row file)."""
+
+    pk: int
+    sku: str
+    name: str
+    stock: int
+    price: Decimal
+
+
+def _quoted(skus: list[str], limit: int = 5) -> str:
+    shown = ", ".join(f"«{sku}»" for sku in skus[:limit])
+    return shown + (f" y {len(skus) - limit} más" if len(skus) > limit else "")
+
+
+def _match(
+    row: _Row, candidates: list[_Stored], spellings: list[_Spelling]
+) -> _Stored | str | None:
+    """The item `row` updates, None to create one, or why the row is ambiguous.
+
+    `candidates` are the store's items with the row's sku_key, `spellings` the
+    file's rows with that key when there are several. The item is the one whose
+    SKU is the row's exactly (as written, then without surrounding spaces); else
+    the only item with that key. Two rows of the file with one key, or a key
+    naming several items, are ambiguous unless the exact SKU decides: the row is
+    skipped rather than guessed, and never creates a near-duplicate.
+    """
+    if not spellings and len(candidates) <= 1:
+        return candidates[0] if candidates else None  # nearly every row
+    for item in candidates:
+        if item.sku == row.raw_sku:
+            return item
+    others = [s for s in spellings if s.line != row.line]
+    if not any(other.sku == row.sku for other in others):
+        for item in candidates:
+            if item.sku == row.sku:
+                return item
+    if others:
+        lines = ", ".join(f"«{o.raw}» (línea {o.line})" for o in others[:5])
+        return (
+            f"El archivo también tiene {lines}, que difiere{'n' if len(others) > 1 else ''} "
+            f"de «{row.raw_sku}» sólo en mayúsculas o espacios: sería el mismo producto y "
+            "no se importó esta fila. Dejá una sola fila por producto, con el SKU escrito "
+            "como en el catálogo."
+        )
+    if len(candidates) > 1:
+        return (
+            f"La tienda tiene {len(candidates)} productos cuyo SKU difiere de «{row.sku}» sólo "
+            f"en mayúsculas o espacios ({_quoted(sorted(i.sku for i in candidates))}): no "
+            "sabemos cuál actualizar y no se tocó ninguno. Escribí el SKU exactamente como "
+            "el del producto que querés actualizar."
+        )
+    return candidates[0] if candidates else None
+
+
 def _apply_chunk(
     rows: list[_Row],
     report: ImportReport,
     store: Store,
     writer: CatalogWriter,
+    shared: _SharedKeys,
     *,
     at: datetime,
     user: Any,
 ) -> None:
-    # sku -> (id, name, stock, price), by the unique (store, sku) index. order_by()
+    # The store's items with the rows' keys, by the (store, sku_key) index. order_by()
     # drops Item's default ordering, which would steer SQLite (without ANALYZE
     # statistics) to walk the SKU index of the whole store instead. select_for_update:
     # on PostgreSQL an ERP update cannot change these rows between this read and our
     # write (SQLite already holds the database's write lock).
     found = (
         Item.objects.select_for_update()
-        .filter(item_in("sku", [r.sku for r in rows]), store=store)
+        .filter(item_in("sku_key", list({sku_key(r.sku) for r in rows})), store=store)
         .order_by()
-        .values_list("sku", "id", "name", "stock", "wholesale_price")
+        .values_list("sku_key", "id", "sku", "name", "stock", "wholesale_price")
     )
-    existing: dict[str, tuple[int, str, int, Decimal]] = {
-        sku: (pk, name, stock, price) for sku, pk, name, stock, price in found
-    }
-    # For SKUs about to be created: an existing SKU differing only in case or spaces,
-    # to warn about (the ERP could not tell them apart). Indexed by (store, sku_key).
-    new_keys = {sku_key(r.sku) for r in rows if r.sku not in existing}
-    by_key: dict[str, str] = {}
-    if new_keys:
-        same = Item.objects.filter(item_in("sku_key", list(new_keys)), store=store).order_by()
-        by_key = dict(same.values_list("sku_key", "sku"))
+    by_key: dict[str, list[_Stored]] = defaultdict(list)
+    for key, pk, sku, name, stock, price in found:
+        by_key[key].append(_Stored(pk, sku, name, stock, price))
 
     to_create: list[_Row] = []
-    to_update: list[tuple[int, str, int, Decimal]] = []
+    to_update: list[tuple[int, str, str, int, Decimal]] = []
+    # Same name: only stock and price are written, so the search text and its
+    # index entry are left alone (most rows of a price list).
+    to_reprice: list[tuple[int, int, Decimal]] = []
     history: list[Change] = []
     for row in rows:
-        current = existing.get(row.sku)
+        key = sku_key(row.sku)
+        current = _match(row, by_key.get(key, []), shared.get(key, []))
         if current is None:
-            same_key = by_key.get(sku_key(row.sku))
-            if same_key:
-                report.add_warning(
-                    f"Línea {row.line}: se creó «{row.sku}», pero la tienda ya tiene "
-                    f"«{same_key}», que difiere sólo en mayúsculas o espacios."
-                )
             to_create.append(row)
             continue
-        pk, name, stock, price = current
+        if isinstance(current, str):
+            report.add_skipped(row.line, row.sku, current)
+            continue
         # Most rows of a re-imported list are unchanged: skip building an Item for them.
-        if (name, stock, price) == (row.name, row.stock, row.price):
+        if (current.name, current.stock, current.price) == (row.name, row.stock, row.price):
             report.unchanged += 1
             continue
-        item = Item(pk=pk, store=store, sku=row.sku, name=name, stock=stock, wholesale_price=price)
+        item = Item(
+            pk=current.pk,
+            store=store,
+            sku=current.sku,
+            name=current.name,
+            stock=current.stock,
+            wholesale_price=current.price,
+        )
         change = change_for(
             item,
             new_stock=row.stock,
@@ -467,10 +559,14 @@ def _apply_chunk(
             actor=writer.actor,
             user=user,
         )
-        to_update.append((pk, row.name, row.stock, row.price))
+        if current.name == row.name:
+            to_reprice.append((current.pk, row.stock, row.price))
+        else:
+            # The item keeps its SKU as stored: the file names it, it does not rename it.
+            to_update.append((current.pk, current.sku, row.name, row.stock, row.price))
         if change is not None:
             history.append(
-                (pk, change.old_stock, change.new_stock, change.old_price, change.new_price)
+                (current.pk, change.old_stock, change.new_stock, change.old_price, change.new_price)
             )
         report.updated += 1
 
@@ -482,6 +578,8 @@ def _apply_chunk(
         history.extend((ids[r.sku], None, r.stock, None, r.price) for r in to_create)
     if to_update:
         writer.update_items(to_update)
+    if to_reprice:
+        writer.set_stock_and_price(to_reprice)
     if history:
         writer.add_history(history)
 
@@ -496,7 +594,7 @@ def import_csv(
     panel user if any. All rows are written in one transaction, or none: on any
     problem `report.applied` is False and `file_error`/`errors` say why.
     """
-    report, fmt = _validate(f)
+    report, fmt, shared = _validate(f)
     if fmt is None:
         return report
     at = at or timezone.now()
@@ -512,9 +610,10 @@ def import_csv(
             )
             writer.lock_store()
             for rows in _chunks(f, fmt):
-                _apply_chunk(rows, report, store, writer, at=at, user=user)
+                _apply_chunk(rows, report, store, writer, shared, at=at, user=user)
     except (IntegrityError, _FileProblem) as e:
-        report.created = report.updated = report.unchanged = 0
+        report.created = report.updated = report.unchanged = report.ambiguous = 0
+        report.skipped = []
         report.warnings, report.warning_count = file_warnings, warning_count
         report.file_error = (
             f"No se importó nada. {e}"

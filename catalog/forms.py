@@ -19,8 +19,10 @@ class SearchForm(forms.Form):
     ]
     q = forms.CharField(required=False, max_length=200, label="Buscar")
     stock = forms.ChoiceField(required=False, choices=STOCK_CHOICES, label="Stock")
-    after = forms.CharField(required=False, max_length=200)
-    before = forms.CharField(required=False, max_length=200)
+    # The pager's cursors: the id of the item the page starts after (or ends
+    # before). An id, not the SKU: nothing in a SKU can be lost on the way.
+    after = forms.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
+    before = forms.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
 
 
 class ItemEditForm(forms.Form):

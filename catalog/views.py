@@ -26,7 +26,14 @@ from catalog.csv_import import (
     import_csv,
 )
 from catalog.forms import ImportForm, ItemEditForm, SearchForm
-from catalog.models import LOW_STOCK_THRESHOLD, CatalogImport, ChangeSource, Item, change_for
+from catalog.models import (
+    LOW_STOCK_THRESHOLD,
+    CatalogImport,
+    ChangeSource,
+    Item,
+    change_for,
+    search_fold,
+)
 from catalog.templatetags.money import money
 from erp.models import Connection
 from stores.access import store_view
@@ -48,40 +55,79 @@ def _actor(request: HttpRequest) -> str:
 
 def _filtered(store: Store, q: str, stock: str) -> QuerySet[Item]:
     items = Item.objects.filter(store=store)
-    # Both filters use the (store, stock, sku) index.
+    # Both filters use the (store, stock, sku_key, id) index.
     if stock == "out":
         items = items.filter(stock=0)
     elif stock == "low":
         items = items.filter(stock__gte=1, stock__lte=LOW_STOCK_THRESHOLD)
-    # Every word must appear in the SKU or the name: "tornillo 1/2" finds
-    # "Tornillo hexagonal 1/2 pulgada".
-    for term in q.split()[:MAX_SEARCH_TERMS]:
-        items = items.filter(Q(sku__icontains=term) | Q(name__icontains=term))
+    # Every word must appear in the SKU or the name, letter case and accents aside:
+    # "tornillo 1/2" finds "Tornillo hexagonal 1/2 pulgada", "azucar" finds "Azúcar".
+    # The words are folded like Item.search_text and looked for in it with LIKE
+    # (case-sensitive on PostgreSQL, so its trigram index serves it).
+    for term in search_fold(q).split()[:MAX_SEARCH_TERMS]:
+        items = items.filter(search_text__contains=term)
     return items
 
 
-def _page(items: QuerySet[Item], after: str, before: str) -> tuple[list[Item], bool, bool]:
-    """One page by keyset on the SKU: (items, has_previous, has_next).
+def _cursor(store: Store, pk: int | None) -> tuple[str, int] | None:
+    """The (sku_key, id) position of the item `pk` of this store; None if there is
+    no such item (deleted since the link was drawn: the list starts over)."""
+    if pk is None:
+        return None
+    key = Item.objects.filter(store=store, pk=pk).values_list("sku_key", flat=True).first()
+    return None if key is None else (key, pk)
 
-    `?after=<sku>` is the page after that SKU, `?before=<sku>` the page before it.
-    Each is a LIMIT 51 walk of the index from that SKU: as fast on page 6,000 as on
-    page 1, and nothing is skipped or repeated when items are added meanwhile.
+
+def _beyond(position: tuple[str, int], *, forward: bool, inclusive: bool = False) -> Q:
+    """Items after (or before) `position` in the list's (sku_key, id) order.
+
+    The redundant `sku_key >= key` (or <=) bounds the index range, so both databases
+    start the walk of (store, sku_key, id) at the position instead of filtering from
+    the store's first item.
+    """
+    key, pk = position
+    if forward:
+        pk_cmp = Q(pk__gte=pk) if inclusive else Q(pk__gt=pk)
+        return Q(sku_key__gte=key) & (Q(sku_key__gt=key) | (Q(sku_key=key) & pk_cmp))
+    pk_cmp = Q(pk__lte=pk) if inclusive else Q(pk__lt=pk)
+    return Q(sku_key__lte=key) & (Q(sku_key__lt=key) | (Q(sku_key=key) & pk_cmp))
+
+
+def _page(
+    items: QuerySet[Item], after: tuple[str, int] | None, before: tuple[str, int] | None
+) -> tuple[list[Item], bool, bool]:
+    """One page by keyset on (sku_key, id): (items, has_previous, has_next).
+
+    `after` is the position of the last item of the page before (the "Siguientes"
+    link carries that item's id), `before` that of the first item of the page after.
+    The order is the SKU's key (letter case and surrounding spaces aside), then the
+    id: a total order, so every item is reached exactly once whatever its SKU holds.
+    Each page is a LIMIT 51 walk of the index from that position: as fast on page
+    6,000 as on page 1, and nothing is skipped or repeated when items are added
+    meanwhile.
     """
     columns = items.only(*LIST_COLUMNS)
-    if before and not after:
-        rows = list(columns.filter(sku__lt=before).order_by("-sku")[: PAGE_SIZE + 1])
+    if before is not None and after is None:
+        rows = list(
+            columns.filter(_beyond(before, forward=False)).order_by("-sku_key", "-id")[
+                : PAGE_SIZE + 1
+            ]
+        )
         if len(rows) > PAGE_SIZE:
             rows = rows[:PAGE_SIZE]
             rows.reverse()
-            return rows, True, items.filter(sku__gte=before).exists()
+            has_next = items.filter(_beyond(before, forward=True, inclusive=True)).exists()
+            return rows, True, has_next
         # Fewer than a page before it: that is the first page; show it whole.
-        after = ""
-    ordered = columns.order_by("sku")
-    if after:
-        ordered = ordered.filter(sku__gt=after)
+        after = None
+    ordered = columns.order_by("sku_key", "id")
+    if after is not None:
+        ordered = ordered.filter(_beyond(after, forward=True))
     rows = list(ordered[: PAGE_SIZE + 1])
     has_next = len(rows) > PAGE_SIZE
-    has_previous = bool(after) and items.filter(sku__lte=after).exists()
+    has_previous = (
+        after is not None and items.filter(_beyond(after, forward=False, inclusive=True)).exists()
+    )
     return rows[:PAGE_SIZE], has_previous, has_next
 
 
@@ -96,7 +142,7 @@ def item_list(request: HttpRequest, store: Store) -> HttpResponse:
     stock = str(data.get("stock") or "")
     items = _filtered(store, q, stock)
     rows, has_previous, has_next = _page(
-        items, str(data.get("after") or ""), str(data.get("before") or "")
+        items, _cursor(store, data.get("after")), _cursor(store, data.get("before"))
     )
     # A capped count: SELECT COUNT(*) over at most COUNT_CAP + 1 index entries.
     total = items.order_by()[: COUNT_CAP + 1].count()
@@ -112,8 +158,8 @@ def item_list(request: HttpRequest, store: Store) -> HttpResponse:
             "items": rows,
             "has_previous": has_previous,
             "has_next": has_next,
-            "first_sku": rows[0].sku if rows else "",
-            "last_sku": rows[-1].sku if rows else "",
+            "first_id": rows[0].pk if rows else None,
+            "last_id": rows[-1].pk if rows else None,
             "total": min(total, COUNT_CAP),
             "total_capped": total > COUNT_CAP,
             "filtered": bool(q or stock),

@@ -18,7 +18,7 @@ from django.db import connection
 from django.db.models import BooleanField, Field, Model, Q
 from django.db.models.expressions import RawSQL
 
-from catalog.models import Item, ItemChange, sku_key
+from catalog.models import Item, ItemChange, clean_sku, search_text, sku_key
 from stores.models import Store
 
 # (item id, old stock, new stock, old price, new price); None = that field unchanged.
@@ -134,22 +134,34 @@ class CatalogWriter:
 
     def create_items(self, rows: list[tuple[str, str, int, Decimal]]) -> dict[str, int]:
         """Rows of (sku, name, stock, price) become new items of this store, created
-        and updated at `at`; returns their ids by SKU."""
+        and updated at `at`; returns their ids by SKU as stored (without surrounding
+        whitespace, catalog.models.clean_sku)."""
         if not rows:
             return {}
-        names = ["store", "sku", "sku_key", "name", "stock", "wholesale_price"]
+        names = ["store", "sku", "sku_key", "search_text", "name", "stock", "wholesale_price"]
         store_id, at = self.store_id, self.at
+        clean = [(clean_sku(sku), name, stock, price) for sku, name, stock, price in rows]
         self.insert(
             Item,
             [*names, "created_at", "updated_at"],
             [
-                (store_id, sku, sku_key(sku), name, stock, self.price(price), at, at)
-                for sku, name, stock, price in rows
+                (
+                    store_id,
+                    sku,
+                    sku_key(sku),
+                    search_text(sku, name),
+                    name,
+                    stock,
+                    self.price(price),
+                    at,
+                    at,
+                )
+                for sku, name, stock, price in clean
             ],
         )
         # Indexed queries by (store, sku) give the new ids (RETURNING is not on every
         # backend). order_by(): Item's default ordering is of no use here.
-        skus = [sku for sku, _, _, _ in rows]
+        skus = [sku for sku, _, _, _ in clean]
         ids: dict[str, int] = {}
         per_query = self._rows_per_statement(1, extra_params=1)
         for start in range(0, len(skus), per_query):
@@ -159,11 +171,16 @@ class CatalogWriter:
             ids.update(created.order_by().values_list("sku", "id"))
         return ids
 
-    def update_items(self, rows: list[tuple[int, str, int, Decimal]]) -> None:
-        """Rows of (item id, name, stock, price) of this store; updated_at becomes `at`."""
+    def update_items(self, rows: list[tuple[int, str, str, int, Decimal]]) -> None:
+        """Rows of (item id, its SKU as stored, name, stock, price) of this store; the
+        SKU is not changed, it only goes into the search text with the name.
+        updated_at becomes `at`."""
         self._update(
-            ["name", "stock", "wholesale_price"],
-            [(pk, name, stock, self.price(price)) for pk, name, stock, price in rows],
+            ["name", "search_text", "stock", "wholesale_price"],
+            [
+                (pk, name, search_text(sku, name), stock, self.price(price))
+                for pk, sku, name, stock, price in rows
+            ],
         )
 
     def set_stock_and_price(self, rows: list[tuple[int, int, Decimal]]) -> None:

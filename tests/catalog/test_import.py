@@ -91,14 +91,14 @@ def test_sku_is_trimmed_and_matched_exactly(store: Store, make_item: MakeItem) -
     assert items(store)["ACE-1"] == ("Aceite", 2, Decimal("10.00"))
 
 
-def test_sku_differing_only_in_case_is_created_with_a_warning(
+def test_sku_differing_only_in_case_updates_the_item_and_keeps_its_sku(
     admin_client: Client, store: Store, make_item: MakeItem
 ) -> None:
-    make_item("ACE-1")
+    make_item("ACE-1", stock=1)
     response = upload(admin_client, store, HEADER + "ace-1,Aceite,2,10\n")
     report = response.context["report"]
-    assert report.created == 1
-    assert "difiere sólo en mayúsculas" in response.content.decode()
+    assert (report.created, report.updated) == (0, 1)
+    assert items(store) == {"ACE-1": ("Aceite", 2, Decimal("10.00"))}
 
 
 def test_import_leaves_other_stores_alone(

@@ -2,6 +2,7 @@
 
 import html
 import re
+import unicodedata
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -181,7 +182,8 @@ def test_paging_keeps_the_search_and_filter(admin_client: Client, store: Store) 
 
 def test_paging_past_the_end_offers_the_first_page(admin_client: Client, store: Store) -> None:
     bulk_items(store, 3)
-    response = admin_client.get(list_url(store), {"after": "ZZZ"})
+    last = Item.objects.get(store=store, sku="SKU-0002")
+    response = admin_client.get(list_url(store), {"after": last.pk})
     assert listed(response) == []
     assert "Volver a la primera página" in response.content.decode()
 
@@ -190,7 +192,9 @@ def test_list_count_is_capped_and_no_query_uses_offset(admin_client: Client, sto
     bulk_items(store, 1005)
 
     with CaptureQueriesContext(connection) as queries:
-        response = admin_client.get(list_url(store), {"after": "SKU-0500"})
+        response = admin_client.get(
+            list_url(store), {"after": Item.objects.get(store=store, sku="SKU-0500").pk}
+        )
 
     assert "Más de 1.000 productos" in response.content.decode()
     sqls = [q["sql"].upper() for q in queries.captured_queries]
@@ -227,3 +231,197 @@ def test_catalog_pages_need_login(client: Client, store: Store, name: str) -> No
     response = client.get(reverse(f"catalog:{name}", args=[store.slug]))
     assert response.status_code == 302
     assert response["Location"].startswith(reverse("login"))
+
+
+# ----- paging over real-store SKUs, and accent-insensitive search (issue 9) -----------
+
+# SKUs as stores write them: spaces inside, `+ % # ,`, quotes, accents, mixed case,
+# some differing only in case (one key: the id orders them).
+AWKWARD_SKUS = [
+    "GAL-0153",
+    "gal-0154",
+    "Gal-0155",
+    "ACE 0013",
+    "ace+0014",
+    "ACE%0015",
+    "ACE#0016",
+    "ACE,0017",
+    'ACE"0018',
+    "Ñandú-1",
+    "ñandú-2",
+    "Azúcar-1",
+    "AZUCAR-2",
+    "Ábaco",
+    "zz-último",
+    "100%",
+    "+1",
+    "a b c",
+    "ÉCLAIR",
+    "éclair",
+    # More items with one key than a page holds: the id orders them across pages.
+    *("Mix-1", "MIX-1", "mix-1", "mIx-1", "miX-1", "MiX-1", "mIX-1", "MIx-1"),
+]
+
+
+def awkward_catalog(store: Store) -> list[Item]:
+    """60+ items whose SKUs hold everything that broke the old paging, plus a SKU
+    left with spaces by migration 0004 next to the same SKU without them."""
+    items = [
+        Item(
+            store=store,
+            sku=f"{sku}{suffix}",
+            name=f"{'Azúcar común' if n % 3 == 0 else 'Yerba'} {n}",
+            stock=n % 7,
+            wholesale_price=Decimal("1.00"),
+        )
+        for n, (sku, suffix) in enumerate(
+            (sku, suffix) for suffix in ("", "/b", "/C") for sku in AWKWARD_SKUS
+        )
+    ]
+    created = Item.objects.bulk_create(items)
+    spaced = Item.objects.create(
+        store=store, sku="tmp", name="Galletitas viejas", stock=3, wholesale_price=1
+    )
+    Item.objects.filter(pk=spaced.pk).update(sku=" GAL-0153 ", sku_key="gal-0153")
+    return [*created, spaced]
+
+
+def walk(client: Client, first_url: str, params: dict[str, str]) -> tuple[list[Any], list[Any]]:
+    """Every page from the first via "Siguientes", then back via "Anteriores"."""
+    forward = [client.get(first_url, params)]
+    while link := next_link(forward[-1]):
+        forward.append(client.get(link))
+        assert len(forward) < 100
+    backward = [forward[-1]]
+    while link := previous_link(backward[-1]):
+        backward.append(client.get(link))
+        assert len(backward) < 100
+    return forward, backward
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{}, {"q": "azucar"}, {"stock": "low"}, {"q": "ACE"}],
+    ids=["all", "search", "low-stock", "search-sku"],
+)
+def test_paging_reaches_every_item_exactly_once_whatever_its_sku_holds(
+    admin_client: Client, store: Store, monkeypatch: pytest.MonkeyPatch, params: dict[str, str]
+) -> None:
+    monkeypatch.setattr("catalog.views.PAGE_SIZE", 7)
+    awkward_catalog(store)
+    expected = list(
+        Item.objects.filter(pk__in=[i.pk for i in _filtered_for_test(store, params)]).order_by(
+            "sku_key", "id"
+        )
+    )
+    assert len(expected) > 14  # several pages
+
+    forward, backward = walk(admin_client, list_url(store), params)
+
+    seen = [item.pk for page in forward for item in page.context["items"]]
+    assert seen == [item.pk for item in expected]  # all, once each, in order
+    assert all(len(page.context["items"]) == 7 for page in forward[:-1])
+    # Back from the last page: the same pages, in reverse.
+    assert [[i.pk for i in p.context["items"]] for p in backward] == [
+        [i.pk for i in p.context["items"]] for p in reversed(forward)
+    ]
+    assert all(page.status_code == 200 for page in forward + backward)
+
+
+def _plain(text: str) -> str:
+    """Lower case without accents, written independently of catalog.models."""
+    decomposed = unicodedata.normalize("NFD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).lower()
+
+
+def _filtered_for_test(store: Store, params: dict[str, str]) -> list[Item]:
+    """What the list should show for `params`, computed without the view's query."""
+    items = list(Item.objects.filter(store=store))
+    if params.get("stock") == "low":
+        items = [i for i in items if 1 <= i.stock <= 5]
+    if q := params.get("q"):
+        items = [i for i in items if _plain(q) in _plain(i.sku) or _plain(q) in _plain(i.name)]
+    return items
+
+
+def test_the_list_looks_sorted_by_sku_ignoring_case_and_spaces(
+    admin_client: Client, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("catalog.views.PAGE_SIZE", 500)
+    awkward_catalog(store)
+
+    skus = listed(admin_client.get(list_url(store)))
+
+    # The SKU left with spaces sits beside its twin, not first.
+    at = skus.index(" GAL-0153 ")
+    assert skus[at - 1 : at + 2] == ["GAL-0153", " GAL-0153 ", "GAL-0153/b"]
+    # Letter case is ignored: SKUs that differ only in case sit together.
+    assert skus.index("ÉCLAIR") + 1 == skus.index("éclair")
+    assert skus.index("GAL-0153/C") < skus.index("gal-0154") < skus.index("Gal-0155")
+    # Otherwise by character (the test databases compare by code point, like SQLite).
+    ace = ["ACE 0013", 'ACE"0018', "ACE#0016", "ACE%0015", "ace+0014", "ACE,0017"]
+    assert [sku for sku in skus if sku in ace] == ace
+
+
+def test_a_cursor_from_another_store_or_malformed_shows_the_first_page(
+    admin_client: Client, store: Store, other_store: Store, make_item: MakeItem
+) -> None:
+    bulk_items(store, 60)
+    theirs = make_item("ZZZ-THEIRS", in_store=other_store)
+    first = listed(admin_client.get(list_url(store)))
+
+    for cursor in [str(theirs.pk), "ACE-0013", "+GAL-0153+", "-1", "9" * 30]:
+        for name in ("after", "before"):
+            response = admin_client.get(list_url(store), {name: cursor})
+            assert response.status_code == 200
+            assert listed(response) == first, (name, cursor)
+
+
+def test_search_ignores_accents_and_case(
+    admin_client: Client, store: Store, make_item: MakeItem
+) -> None:
+    make_item("AZU-1", "Azúcar común 1 kg")
+    make_item("AZU-2", "AZÚCAR impalpable")
+    make_item("ÑAN-1", "Galletitas Ñandú")
+    make_item("Café-1", "Molido")
+    make_item("HAR-1", "Harina 000")
+
+    found = {
+        q: sorted(listed(admin_client.get(list_url(store), {"q": q})))
+        for q in ["azucar", "AZUCAR", "azúcar", "Azúcar", "AZÚCAR"]
+    }
+    assert set(map(tuple, found.values())) == {("AZU-1", "AZU-2")}
+    # By SKU too, and every word must match.
+    assert listed(admin_client.get(list_url(store), {"q": "nan-1"})) == ["ÑAN-1"]
+    assert listed(admin_client.get(list_url(store), {"q": "ñandu galletitas"})) == ["ÑAN-1"]
+    assert listed(admin_client.get(list_url(store), {"q": "cafe"})) == ["Café-1"]
+    assert listed(admin_client.get(list_url(store), {"q": "azucar harina"})) == []
+
+
+def test_search_words_are_literal_and_do_not_span_sku_and_name(
+    admin_client: Client, store: Store, make_item: MakeItem
+) -> None:
+    make_item("100%", "Jugo")
+    make_item("ACE_1", "Aceite")
+    make_item("ACE", "ite")
+    make_item("X-1", "Otro")
+
+    assert listed(admin_client.get(list_url(store), {"q": "%"})) == ["100%"]
+    assert listed(admin_client.get(list_url(store), {"q": "_"})) == ["ACE_1"]
+    # "ace" + "ite" are the SKU and the name of one item: not a match for "aceite".
+    assert listed(admin_client.get(list_url(store), {"q": "aceite"})) == ["ACE_1"]
+
+
+def test_an_item_is_found_by_the_name_a_csv_import_gave_it(
+    admin_client: Client, store: Store, make_item: MakeItem
+) -> None:
+    import io as _io
+
+    from catalog.csv_import import import_csv
+
+    make_item("A-1", "Viejo nombre")
+    import_csv(
+        store, _io.BytesIO("sku,name,stock,wholesale_price\nA-1,Azúcar,1,1\n".encode()), actor="t"
+    )
+    assert listed(admin_client.get(list_url(store), {"q": "azucar"})) == ["A-1"]
+    assert listed(admin_client.get(list_url(store), {"q": "viejo"})) == []

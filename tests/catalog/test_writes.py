@@ -21,14 +21,16 @@ def test_create_items_returns_the_new_ids_by_sku(store: Store, make_item: MakeIt
     make_item("OLD-1")
     with transaction.atomic():
         ids = writer(store).create_items(
-            [("NEW-1", "Uno", 3, Decimal("10.50")), (" Ñandú-2 ", "Dos", 0, Decimal("0"))]
+            [("NEW-1", "Uno", 3, Decimal("10.50")), (" Ñandú-2 ", "Azúcar Dos", 0, Decimal("0"))]
         )
 
-    assert set(ids) == {"NEW-1", " Ñandú-2 "}
+    # Surrounding whitespace is never part of a SKU.
+    assert set(ids) == {"NEW-1", "Ñandú-2"}
     created = {i.sku: i for i in Item.objects.filter(pk__in=ids.values())}
     assert (created["NEW-1"].name, created["NEW-1"].stock) == ("Uno", 3)
     assert created["NEW-1"].wholesale_price == Decimal("10.50")
-    assert created[" Ñandú-2 "].sku_key == "ñandú-2"
+    assert created["Ñandú-2"].sku_key == "ñandú-2"
+    assert created["Ñandú-2"].search_text == "nandu-2\nazucar dos"
     assert created["NEW-1"].created_at == created["NEW-1"].updated_at == AT
     assert writer(store).create_items([]) == {}
 
@@ -42,18 +44,20 @@ def test_updates_change_only_this_stores_items(
     with transaction.atomic():
         writer(store).update_items(
             [
-                (mine.pk, "Nuevo", 5, Decimal("5.25")),
-                (theirs.pk, "Robado", 9, Decimal("9.00")),
+                (mine.pk, "A-1", "Nuevo Ñandú", 5, Decimal("5.25")),
+                (theirs.pk, "B-1", "Robado", 9, Decimal("9.00")),
             ]
         )
     mine.refresh_from_db()
     theirs.refresh_from_db()
     assert (mine.name, mine.stock, mine.wholesale_price, mine.updated_at) == (
-        "Nuevo",
+        "Nuevo Ñandú",
         5,
         Decimal("5.25"),
         AT,
     )
+    # The search finds it by its new name.
+    assert mine.search_text == "a-1\nnuevo nandu"
     assert (theirs.name, theirs.stock, theirs.wholesale_price) == ("Ajeno", 2, Decimal("2.00"))
 
     with transaction.atomic():
@@ -62,7 +66,7 @@ def test_updates_change_only_this_stores_items(
         )
     mine.refresh_from_db()
     theirs.refresh_from_db()
-    assert (mine.name, mine.stock, mine.wholesale_price) == ("Nuevo", 7, Decimal("7.00"))
+    assert (mine.name, mine.stock, mine.wholesale_price) == ("Nuevo Ñandú", 7, Decimal("7.00"))
     assert (theirs.stock, theirs.wholesale_price) == (2, Decimal("2.00"))
 
 

@@ -423,7 +423,7 @@ def catalog_scenario(store: Store, standin: Any, connected: Connection) -> None:
             ("PZERO", 1, "50.00"),
             ("PUSD", 1, "50.00"),
             ("ABC-1", 3, "40.00"),
-            ("abc-1 ", 4, "41.00"),
+            ("abc-1", 4, "41.00"),
             ("KEEP-1", 11, "12.00"),
         ],
     )
@@ -465,7 +465,7 @@ def test_update_applies_the_rules_and_the_run_page_shows_what_happened(
         "PZERO": (7, Decimal("50.00")),
         "PUSD": (8, Decimal("50.00")),
         "ABC-1": (3, Decimal("40.00")),  # ambiguous: both untouched
-        "abc-1 ": (4, Decimal("41.00")),
+        "abc-1": (4, Decimal("41.00")),
         "KEEP-1": (11, Decimal("12.00")),  # not sent by the ERP: left alone
     }
     assert not Item.objects.filter(sku__iexact="GHOST-9").exists()  # never created
@@ -478,7 +478,7 @@ def test_update_applies_the_rules_and_the_run_page_shows_what_happened(
     assert issues == {
         (IssueKind.UNMATCHED, "GHOST-9", ""),
         (IssueKind.AMBIGUOUS, "ABC-1", "ABC-1"),
-        (IssueKind.AMBIGUOUS, "ABC-1", "abc-1 "),
+        (IssueKind.AMBIGUOUS, "ABC-1", "abc-1"),
         (IssueKind.DISCONTINUED, "OFF-1", "OFF-1"),
         (IssueKind.PRICE_REJECTED, "PNULL", "PNULL"),
         (IssueKind.PRICE_REJECTED, "PABC", "PABC"),

@@ -101,8 +101,9 @@ def catalogs(draw: Any) -> list[dict[str, Any]]:
 
 
 def store_skus(draw_codes: list[int]) -> list[str]:
-    # Store SKUs differ from ERP codes in case and surrounding spaces.
-    return [(f"c-{i:02d}" if i % 3 == 0 else f" C-{i:02d} ") for i in draw_codes]
+    # Store SKUs differ from ERP codes in case (never in surrounding spaces: a SKU is
+    # stored without them, catalog.models.clean_sku).
+    return [(f"c-{i:02d}" if i % 3 == 0 else f"C-{i:02d}") for i in draw_codes]
 
 
 @pytest.mark.django_db(transaction=True)

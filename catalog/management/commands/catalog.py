@@ -1,4 +1,5 @@
-"""`vxm catalog import SLUG FILE.csv` and `vxm catalog export SLUG [--format csv|json]`."""
+"""`vxm catalog import SLUG FILE.csv`, `vxm catalog export SLUG [--format csv|json]` and
+`vxm catalog ambiguous SLUG`."""
 
 import getpass
 import os
@@ -13,6 +14,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from catalog import export
 from catalog.csv_import import MAX_FILE_BYTES, NOTHING_IMPORTED, import_csv
+from catalog.models import ambiguous_groups
 from stores.models import Store
 
 
@@ -20,7 +22,9 @@ class Command(BaseCommand):
     help = "Importa y exporta el catálogo de una tienda."
 
     def add_arguments(self, parser: ArgumentParser) -> None:
-        actions = parser.add_subparsers(dest="action", required=True, metavar="{import,export}")
+        actions = parser.add_subparsers(
+            dest="action", required=True, metavar="{import,export,ambiguous}"
+        )
         imp = actions.add_parser(
             "import",
             help="Crea o actualiza productos desde un CSV sku,name,stock,wholesale_price. "
@@ -31,6 +35,12 @@ class Command(BaseCommand):
         exp = actions.add_parser("export", help="Escribe el catálogo en la salida estándar.")
         exp.add_argument("slug", help="Slug de la tienda.")
         exp.add_argument("--format", choices=export.FORMATS, default="csv", dest="fmt")
+        amb = actions.add_parser(
+            "ambiguous",
+            help="Lista los SKU que difieren sólo en mayúsculas o espacios: NonSistemas no "
+            "actualiza ninguno de ellos.",
+        )
+        amb.add_argument("slug", help="Slug de la tienda.")
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
@@ -41,6 +51,8 @@ class Command(BaseCommand):
             ) from None
         if options["action"] == "import":
             self.import_file(store, options["file"])
+        elif options["action"] == "ambiguous":
+            self.ambiguous(store)
         else:
             self.export(store, options["fmt"])
 
@@ -73,6 +85,12 @@ class Command(BaseCommand):
                 ) from None
         for warning in report.warnings:
             self.stderr.write(f"Aviso: {warning}")
+        for row in report.skipped:
+            self.stderr.write(f"No se importó la línea {row.line}: {row.sku}: {row.reason}")
+        if report.ambiguous > len(report.skipped):
+            self.stderr.write(
+                f"... y {report.ambiguous - len(report.skipped)} filas más con SKU ambiguo."
+            )
         if report.file_error:
             raise CommandError(report.file_error)
         if report.error_count:
@@ -86,6 +104,25 @@ class Command(BaseCommand):
                 f"{NOTHING_IMPORTED} {report.error_count} de {report.rows} filas con errores."
             )
         self.stdout.write(f"«{store.slug}», {report.rows} filas. {report.summary()}")
+
+    def ambiguous(self, store: Store) -> None:
+        groups = ambiguous_groups(store)
+        if not groups:
+            self.stdout.write(f"«{store.slug}» no tiene SKU ambiguos.")
+            return
+        count = sum(len(group) for group in groups)
+        self.stdout.write(
+            f"«{store.slug}»: {count} productos en {len(groups)} "
+            f"{'grupo' if len(groups) == 1 else 'grupos'} de SKU que difieren sólo "
+            "en mayúsculas o espacios. NonSistemas no actualiza ninguno de un grupo (no "
+            "puede saber a cuál se refiere un código); un CSV actualiza cada uno por su SKU "
+            "exacto."
+        )
+        for group in groups:
+            self.stdout.write("")
+            for item in group:
+                note = "  (con espacios alrededor)" if item.sku != item.sku.strip() else ""
+                self.stdout.write(f"  «{item.sku}»  id {item.pk}  {item.name}{note}")
 
 
 @contextmanager

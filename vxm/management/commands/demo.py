@@ -1,10 +1,12 @@
 """`vxm demo`: the demo store, its admin, and its connection to a NonSistemas stand-in.
 
 The store's catalog is made from the stand-in's own catalog, imperfectly, as a
-real store's would be: most codes match, some differ in letter case or carry
-spaces, some ERP items are not sold in the store and some store items are not in
-the ERP. Store values start different from the ERP's so the first update has
-something to show. Idempotent: an existing demo store is left as it is.
+real store's would be: most codes match, some differ in letter case, two store
+SKUs differ only in case (ambiguous), some ERP items are not sold in the store and
+some store items are not in the ERP. Store SKUs never carry surrounding spaces
+(catalog.models.clean_sku); an ERP code that does is matched all the same. Store
+values start different from the ERP's so the first update has something to show.
+Idempotent: an existing demo store is left as it is.
 """
 
 import os
@@ -18,7 +20,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
-from catalog.models import Item, sku_key
+from catalog.models import Item
 from erp.models import Connection, ErpKind
 from stores.models import Membership, Store
 
@@ -106,12 +108,11 @@ class Command(BaseCommand):
             if n % 17 == 3:
                 code = code.lower()  # typed differently in the store
             elif n % 23 == 5:
-                code = f" {code} "
+                code = code.title()  # "Ace-0013"
             items.append(
                 Item(
                     store=store,
                     sku=code,
-                    sku_key=sku_key(code),
                     name=erp_item.get("descripcion") or code,
                     stock=rng.randint(0, 50),
                     wholesale_price=Decimal(rng.randint(100, 90000)),
@@ -120,12 +121,11 @@ class Command(BaseCommand):
         if items:
             # Two store SKUs that are one code once case and spaces are ignored:
             # the report shows them as ambiguous and neither is touched.
-            twin = items[0].sku.lower() + " "
+            twin = items[0].sku.lower()
             items.append(
                 Item(
                     store=store,
                     sku=twin,
-                    sku_key=sku_key(twin),
                     name=f"{items[0].name} (duplicado)",
                     stock=1,
                     wholesale_price=Decimal(1000),
@@ -137,7 +137,6 @@ class Command(BaseCommand):
                 Item(
                     store=store,
                     sku=sku,
-                    sku_key=sku_key(sku),
                     name=f"Producto propio de la tienda {n + 1}",
                     stock=rng.randint(0, 20),
                     wholesale_price=Decimal(rng.randint(1000, 50000)),
