@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from catalog.models import Item
+from catalog.quantities import MAX_PRICE, MAX_STOCK
 from stores.models import Membership, Store
 from tests.catalog.conftest import snapshot
 
@@ -52,10 +53,11 @@ skus = st.tuples(
     st.sampled_from(["", " ", "\u00a0 "]),
 ).map(lambda t: "".join(t))
 names = st.text(NAME_CHARS, min_size=1, max_size=60).map(str.strip).filter(bool)
-stocks = st.one_of(st.integers(0, 10_000), st.just(2**63 - 1))
+# The largest stock any entry point accepts (catalog/quantities.py).
+stocks = st.one_of(st.integers(0, 10_000), st.just(MAX_STOCK - 1))
 prices = st.one_of(
     st.decimals(min_value=0, max_value=100_000, places=2),
-    st.just(Decimal("999999999999.99")),
+    st.just(MAX_PRICE - Decimal("0.01")),
 )
 rows = st.tuples(skus, names, stocks, prices).filter(lambda r: r[0].strip() != "")
 catalogs = st.lists(rows, min_size=1, max_size=25, unique_by=lambda r: r[0].strip())
