@@ -79,12 +79,27 @@ def dns(monkeypatch: pytest.MonkeyPatch) -> FakeDNS:
     return fake
 
 
+class FakeClock:
+    """A monotonic clock that moves only when a test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 @dataclass
 class Connects:
     """Every socket.connect() made while the fixture is active."""
 
     attempts: list[tuple[str, int]] = field(default_factory=list)
     unreachable: set[str] = field(default_factory=set)
+    # Addresses that never answer: a connect waits its whole timeout (on `clock`,
+    # not for real) and times out.
+    black_holes: set[str] = field(default_factory=set)
+    clock: FakeClock = field(default_factory=FakeClock)
+    waited: list[float] = field(default_factory=list)
 
 
 @pytest.fixture
@@ -98,6 +113,12 @@ def connects(monkeypatch: pytest.MonkeyPatch) -> Connects:
             if address[0] in record.unreachable:
                 # Stands in for a public server: refused without touching the network.
                 raise ConnectionRefusedError(111, "Connection refused (test)")
+            if address[0] in record.black_holes:
+                timeout = self.gettimeout()
+                assert timeout is not None and timeout > 0
+                record.waited.append(timeout)
+                record.clock.now += timeout
+                raise TimeoutError("timed out (test)")
             super().connect(address)
 
     monkeypatch.setattr(socket, "socket", RecordingSocket)
@@ -755,6 +776,53 @@ def test_next_address_is_tried_when_one_refuses(dns: FakeDNS, connects: Connects
     assert dns.calls == ["erp.test"]
 
 
+BLACK_HOLES = ["93.184.216.34", "93.184.216.35", "2606:2800:220:1::1", "93.184.216.36"]
+
+
+def test_a_name_of_black_holes_fails_within_one_connect_timeout(
+    dns: FakeDNS, connects: Connects
+) -> None:
+    """Four addresses that never answer: the request fails after the connect timeout,
+    not four times it, and every address was tried."""
+    dns.set("erp.example.com", BLACK_HOLES)
+    connects.black_holes.update(BLACK_HOLES)
+    start = connects.clock.now
+    transport = guarded_transport(
+        allow_local=False, allowed_ports=frozenset({443}), clock=connects.clock
+    )
+    with (
+        httpx.Client(transport=transport, timeout=10.0) as client,
+        pytest.raises(httpx.ConnectTimeout),
+    ):
+        client.get("https://erp.example.com/api/version")
+    assert [host for host, _ in connects.attempts] == BLACK_HOLES
+    assert connects.clock.now - start <= 10.0 + 1e-9
+    assert sum(connects.waited) == pytest.approx(10.0)
+
+
+def test_black_holes_do_not_starve_the_address_that_answers(
+    dns: FakeDNS, connects: Connects
+) -> None:
+    with serve() as server:
+        port = port_of(server)
+        dns.set("erp.test", [*BLACK_HOLES[:2], "127.0.0.1"])
+        connects.black_holes.update(BLACK_HOLES)
+        start = connects.clock.now
+        transport = guarded_transport(allow_local=True, clock=connects.clock)
+        with httpx.Client(transport=transport, timeout=10.0) as client:
+            response = client.get(f"http://erp.test:{port}/")
+    assert response.status_code == 200
+    assert connects.attempts == [
+        (BLACK_HOLES[0], port),
+        (BLACK_HOLES[1], port),
+        ("127.0.0.1", port),
+    ]
+    # Each silent address had its share of the timeout, and left the rest for the
+    # one that answers.
+    assert connects.clock.now - start < 10.0
+    assert all(wait < 10.0 for wait in connects.waited)
+
+
 def test_redirects_are_not_followed_and_are_checked_if_they_were(
     dns: FakeDNS, connects: Connects
 ) -> None:
@@ -835,3 +903,51 @@ def test_tls_certificate_for_another_name_is_refused(dns: FakeDNS, pki: Pki) -> 
             client.get(f"https://erp.test:{port}/")
     assert "erp.test" in str(info.value)  # "Hostname mismatch ... not valid for 'erp.test'"
     assert server.seen == []
+
+
+def test_a_private_ca_is_trusted_only_by_transports_given_it(dns: FakeDNS, pki: Pki) -> None:
+    """TLS setups are shared between transports (building one reads the whole root
+    bundle), but a store's CA never leaks into another store's transport."""
+    other_ca = Pki(pki.tmp, "Otra CA").ca_pem().decode()
+    with serve(pki.server_context("erp.test")) as server:
+        port = port_of(server)
+        dns.set("erp.test", ["127.0.0.1"])
+        url = f"https://erp.test:{port}/"
+        for ca, trusted in [
+            (pki.ca_pem().decode(), True),
+            (None, False),
+            (other_ca, False),
+            ("", False),
+            (pki.ca_pem().decode(), True),
+            (None, False),
+        ]:
+            transport = guarded_transport(allow_local=True, ca_cert_pem=ca)
+            with httpx.Client(transport=transport) as client:
+                if trusted:
+                    assert client.get(url).status_code == 200
+                else:
+                    with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+                        client.get(url)
+    assert len(server.seen) == 2
+
+
+def test_transports_reuse_the_tls_setup(monkeypatch: pytest.MonkeyPatch, pki: Pki) -> None:
+    built: list[ssl.SSLContext] = []
+    create = ssl.create_default_context
+
+    def counting(*args: Any, **kwargs: Any) -> ssl.SSLContext:
+        built.append(create(*args, **kwargs))
+        return built[-1]
+
+    ca = Pki(pki.tmp, "CA de esta prueba").ca_pem().decode()
+    guarded_transport(allow_local=True)  # the public roots' setup may be built already
+    monkeypatch.setattr(ssl, "create_default_context", counting)
+    for _ in range(3):
+        guarded_transport(allow_local=True)
+        guarded_transport(allow_local=False, allowed_ports=frozenset({443}))
+    assert built == []
+    for _ in range(3):
+        guarded_transport(allow_local=True, ca_cert_pem=ca)
+    assert len(built) == 1  # once for this CA
+    [context] = built
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
