@@ -213,6 +213,8 @@ HOSTILE: list[tuple[str, str]] = [
     ("https://017700000001/", NOT_ALLOWED),
     ("https://127.1/", NOT_ALLOWED),
     ("https://127.0.0.1./", NOT_ALLOWED),
+    # A zone identifier only means something on a local link, even on a public address
+    ("https://[2606:4700:4700::1111%25eth0]/", NOT_ALLOWED),
     ("https://\uff11\uff12\uff17\uff0e\uff10\uff0e\uff10\uff0e\uff11/", NOT_ALLOWED),  # full-width
     # other internal IPv4
     ("https://169.254.169.254/latest/meta-data/", NOT_ALLOWED),
@@ -388,7 +390,12 @@ def test_allow_local_accepts_local_targets(url: str, expected: str) -> None:
         "http://[::]:8000/",
         "http://[fe80::1%25lo]:8000/",
         "http://224.0.0.1/",
+        "http://255.255.255.255/",  # broadcast
+        "http://240.0.0.1/",  # reserved
+        "http://100.100.100.200/",  # Alibaba Cloud metadata (inside the shared 100.64/10)
         "http://[fd00:ec2::254]/",
+        "http://[fe80::1]/",  # link-local
+        "http://[ff02::1]/",  # multicast
         "ftp://127.0.0.1/",
         "http://user:pw@127.0.0.1:8000/",
         "http://127.0.0.1:8000/?x=1",
@@ -408,7 +415,10 @@ def test_messages_say_what_to_fix() -> None:
         "https://user:pw@erp.example.com/": "usuario",
         "ftp://erp.example.com/": "https://",
         "erp.example.com": "https://",
-        "https://erp.example.com/?a=1": "?",
+        "https://erp.example.com/?a=1": "no lleva «?» ni «#»",
+        "https://erp.example.com/ns#x": "no lleva «?» ni «#»",
+        "http://erp.example.com:443/": "Cambiá http:// por https://",
+        "https://erp.example.com\\@169.254.169.254/": "barra invertida",
         "https://169.254.169.254/": "169.254.169.254",
     }
     for url, hint in cases.items():
@@ -508,6 +518,7 @@ BLOCKED = [
     "64:ff9b::a9fe:a9fe",  # NAT64 of the metadata address
     "64:ff9b:1::808:808",  # local-use NAT64
     "4000::1",  # outside 2000::/3
+    "2606:4700:4700::1111%eth0",  # public, but scoped to a local link
 ]
 ALLOWED = [
     "8.8.8.8",
@@ -623,6 +634,30 @@ def test_resolve_refuses_local_names_and_literals_without_dns(dns: FakeDNS) -> N
     assert dns.calls == []
 
 
+@pytest.mark.parametrize(
+    "host",
+    [
+        "erp.localdomain",
+        "router.home.arpa",
+        "5.0.0.10.in-addr.arpa",
+        "erp.lan",
+        "nas.home",
+        "erp.corp",
+        "erp.intranet",
+        "erp.private",
+        "erp.localhost",
+    ],
+)
+def test_names_of_private_networks_are_refused_without_dns(dns: FakeDNS, host: str) -> None:
+    with pytest.raises(ErpError) as info:
+        check_url(f"https://{host}/", allow_local=False)
+    assert info.value.code == NOT_ALLOWED
+    with pytest.raises(ErpError) as info:
+        resolve_and_check(host, 443, allow_local=False)
+    assert info.value.code == NOT_ALLOWED
+    assert dns.calls == []
+
+
 def test_resolve_allow_local(dns: FakeDNS) -> None:
     dns.set("erp.test", ["127.0.0.1"])
     assert resolve_and_check("erp.test", 8000, allow_local=True) == ["127.0.0.1"]
@@ -691,6 +726,7 @@ def test_transport_checks_scheme_and_port_per_request(
     with httpx.Client(transport=guarded_transport(allow_local=False)) as client:
         for url in (
             "http://erp.example.com/",
+            "http://erp.example.com:8443/",  # an allowed port, but not encrypted
             "https://erp.example.com/",  # 443 is not in the configured ports
             "https://erp.example.com:6379/",
             "https://localhost:8443/",

@@ -661,6 +661,32 @@ def test_gzip_bomb_is_cut_at_the_cap(make_client: MakeClient) -> None:
     assert error.code == ErrorCode.ABSURD_RESPONSE
 
 
+def test_a_body_without_a_length_is_cut_at_the_cap(make_client: MakeClient) -> None:
+    # No Content-Length to refuse up front (chunked): reading stops at the cap
+    # instead of holding however much the server sends.
+    pulled: list[int] = []
+
+    def endless() -> Iterator[bytes]:
+        yield b'{"items": ['
+        for n in range(1000):
+            pulled.append(n)
+            yield b" " * 1000
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/api/login"):
+            return httpx.Response(200, json={"token": "t0k3n", "expira_en": 1800})
+        return httpx.Response(200, content=endless())
+
+    client = make_client(
+        "https://erp.example.com",
+        transport=httpx.MockTransport(answer),
+        max_response_bytes=10_000,
+    )
+    error = _raises(lambda: _page(client))
+    assert error.code == ErrorCode.ABSURD_RESPONSE
+    assert len(pulled) <= 11
+
+
 def test_instance_ignoring_pagina_is_absurd(make_client: MakeClient) -> None:
     body = json.dumps(
         {"pagina": 1, "por_pagina": 10, "total_items": 30, "total_paginas": 3, "items": []}
