@@ -43,7 +43,7 @@ from httpcore._backends.sync import SyncStream
 
 from catalog.models import CatalogImport, Item, ItemChange
 from erp import actions, url_guard
-from erp.errors import ErrorCode
+from erp.errors import ErpError, ErrorCode
 from erp.forms import ConnectionForm
 from erp.models import AuditAction, AuditEvent, Connection, ErpKind, Run, RunStatus
 from erp.nonsistemas import client as nonsistemas_client
@@ -674,6 +674,22 @@ def test_a_benign_name_resolving_inside_is_refused_at_connect_time(
     assert connects == []
     connection.refresh_from_db()
     assert connection.watermark is None
+
+
+def test_a_stored_url_is_checked_again_with_the_forms_message(
+    store, settings, monkeypatch, connects
+):
+    """A row saved under older rules (here: port 22 before VXM_ERP_ALLOWED_PORTS was
+    narrowed) is refused before any lookup, with what the form would say."""
+    settings.VXM_ALLOW_LOCAL_ERP = False
+    dns = fake_dns(monkeypatch, {}, default=[PUBLIC_V4])
+    connect_to(store, "https://erp.example.com:22/")
+    outcome = actions.verify_connection(store)
+    with pytest.raises(ErpError) as form_says:
+        url_guard.check_url("https://erp.example.com:22/", allow_local=False)
+    assert not outcome.ok and outcome.code == ErrorCode.URL_NOT_ALLOWED
+    assert form_says.value.message in outcome.message
+    assert dns.calls == [] and connects == []
 
 
 class _Redirector(BaseHTTPRequestHandler):
