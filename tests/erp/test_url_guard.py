@@ -519,6 +519,8 @@ BLOCKED = [
     "64:ff9b:1::808:808",  # local-use NAT64
     "4000::1",  # outside 2000::/3
     "2606:4700:4700::1111%eth0",  # public, but scoped to a local link
+    "192.88.99.1",  # deprecated 6to4 relay anycast
+    "2001:2::1",  # benchmarking (inside the IETF protocol assignments)
 ]
 ALLOWED = [
     "8.8.8.8",
