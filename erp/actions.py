@@ -168,6 +168,10 @@ def save_settings(
         )
         if password is None and server_changed:
             raise ValueError("the password must be given for a new connection or server")
+        if password is None and ca_cert_pem and ca_cert_pem != connection.ca_cert_pem:
+            # A new CA is trusted to vouch for any server name: like a new server,
+            # the stored password is only sent under it when typed again.
+            raise ValueError("the password must be given with a new CA certificate")
         if not created and (connection.kind != kind or connection.url != url):
             running = active_run(store)
             if running is not None:

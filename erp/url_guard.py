@@ -36,8 +36,9 @@ import re
 import socket
 import ssl
 import string
+import time
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Final, Literal
 
 import certifi
@@ -701,8 +702,9 @@ class _CheckedBackend(httpcore.SyncBackend):
     URL's host, so SNI and certificate verification use the name, not the IP.
     """
 
-    def __init__(self, *, allow_local: bool) -> None:
+    def __init__(self, *, allow_local: bool, clock: Callable[[], float] = time.monotonic) -> None:
         self._allow_local = allow_local
+        self._clock = clock
 
     def connect_tcp(
         self,
@@ -712,6 +714,11 @@ class _CheckedBackend(httpcore.SyncBackend):
         local_address: str | None = None,
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.NetworkStream:
+        # `timeout` bounds the whole connect, lookup included, not each address:
+        # socket.create_connection gives every address the full timeout, so a name
+        # with N black-holed addresses would hold a worker (or an admin's page) for
+        # N times the timeout.
+        deadline = None if timeout is None else self._clock() + timeout
         addresses = _resolve_checked(host, port, allow_local=self._allow_local)
         for index, ip in enumerate(addresses):  # resolver order, like create_connection
             family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
@@ -720,8 +727,16 @@ class _CheckedBackend(httpcore.SyncBackend):
             )
             sock: socket.socket | None = None
             try:
+                attempt_timeout = None
+                if deadline is not None:
+                    # An equal share of what is left: one black-holed address
+                    # cannot starve a working one after it, and the last address
+                    # gets everything that remains.
+                    attempt_timeout = (deadline - self._clock()) / (len(addresses) - index)
+                    if attempt_timeout <= 0:
+                        raise TimeoutError("timed out")
                 sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-                sock.settimeout(timeout)
+                sock.settimeout(attempt_timeout)
                 for option in socket_options or ():
                     sock.setsockopt(*option)
                 if local_address is not None:
@@ -761,6 +776,7 @@ class GuardedTransport(httpx.HTTPTransport):
         allow_local: bool,
         allowed_ports: frozenset[int],
         ssl_context: ssl.SSLContext,
+        clock: Callable[[], float] = time.monotonic,
         **transport_kwargs: Any,
     ) -> None:
         super().__init__(verify=ssl_context, **transport_kwargs)
@@ -775,7 +791,7 @@ class GuardedTransport(httpx.HTTPTransport):
             getattr(pool, "_network_backend", None), httpcore.SyncBackend
         ):
             raise RuntimeError("httpx internals changed: cannot install the URL guard")
-        pool._network_backend = _CheckedBackend(allow_local=allow_local)
+        pool._network_backend = _CheckedBackend(allow_local=allow_local, clock=clock)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url
@@ -795,7 +811,7 @@ def _ssl_context(ca_cert_pem: str | None) -> ssl.SSLContext:
     # Plus Mozilla's roots (what stock httpx trusts), so a slim container without
     # a system CA bundle still verifies public ERPs.
     ctx.load_verify_locations(cafile=certifi.where())
-    if ca_cert_pem is not None and ca_cert_pem.strip():
+    if ca_cert_pem is not None:
         try:
             ctx.load_verify_locations(cadata=ca_cert_pem)
         except (ssl.SSLError, ValueError, TypeError) as e:
@@ -810,6 +826,15 @@ def _ssl_context(ca_cert_pem: str | None) -> ssl.SSLContext:
     return ctx
 
 
+# Loading the system roots and certifi's bundle takes tens of milliseconds, and
+# every verification and run builds a transport: one context per set of trusted
+# CAs (the public roots alone, or plus one store's CA), built once and never
+# changed afterwards. Keyed by the CA's PEM text, so a store's CA is only ever in
+# the context of transports given that CA. Failures are not cached (lru_cache
+# does not keep exceptions).
+_shared_ssl_context = functools.lru_cache(maxsize=64)(_ssl_context)
+
+
 _FORBIDDEN_TRANSPORT_KWARGS: Final = frozenset({"verify", "proxy", "uds"})
 
 
@@ -818,6 +843,7 @@ def guarded_transport(
     allow_local: bool,
     ca_cert_pem: str | None = None,
     allowed_ports: frozenset[int] | None = None,
+    clock: Callable[[], float] = time.monotonic,
     **transport_kwargs: Any,
 ) -> httpx.HTTPTransport:
     """An httpx transport that connects only to checked, public addresses.
@@ -828,18 +854,27 @@ def guarded_transport(
     certificate verification use the hostname. TLS verification is always on
     (system roots + certifi, plus `ca_cert_pem` for a store's private CA).
     `allowed_ports` defaults to `allowed_ports_from_settings()` (ignored when
-    allow_local). `transport_kwargs` go to httpx.HTTPTransport (limits, retries,
-    http2, ...); `verify`, `proxy` and `uds` are refused because each would bypass
-    the guard. Use it as `httpx.Client(transport=...)` without `proxy=`/`mounts=`,
-    and leave follow_redirects off (httpx's default).
+    allow_local). The connect timeout bounds each connection as a whole, however
+    many addresses the name has (`clock` exists for tests). `transport_kwargs` go
+    to httpx.HTTPTransport (limits, retries, http2, ...); `verify`, `proxy` and
+    `uds` are refused because each would bypass the guard. Use it as
+    `httpx.Client(transport=...)` without `proxy=`/`mounts=`, and leave
+    follow_redirects off (httpx's default). TLS setups are built once per set of
+    trusted CAs and shared (they are never changed after being built).
     """
     forbidden = _FORBIDDEN_TRANSPORT_KWARGS & transport_kwargs.keys()
     if forbidden:
         raise TypeError(f"guarded_transport does not accept {', '.join(sorted(forbidden))}")
     ports = allowed_ports_from_settings() if allowed_ports is None else frozenset(allowed_ports)
+    ca = ca_cert_pem if ca_cert_pem is not None and ca_cert_pem.strip() else None
+    # httpx writes into the context it is given for a client certificate (`cert`),
+    # and httpcore sets its ALPN list per connection (h2 or not): those transports
+    # get a context of their own; every other one shares the cached context.
+    own = bool(transport_kwargs.get("cert") or transport_kwargs.get("http2"))
     return GuardedTransport(
         allow_local=allow_local,
         allowed_ports=ports,
-        ssl_context=_ssl_context(ca_cert_pem),
+        ssl_context=_ssl_context(ca) if own else _shared_ssl_context(ca),
+        clock=clock,
         **transport_kwargs,
     )

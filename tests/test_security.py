@@ -39,10 +39,12 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.views.debug import ExceptionReporter
 from httpcore._backends.sync import SyncStream
 
-from catalog.models import Item, ItemChange
+from catalog.models import CatalogImport, Item, ItemChange
 from erp import actions, url_guard
-from erp.errors import ErrorCode
+from erp.errors import ErpError, ErrorCode
+from erp.forms import ConnectionForm
 from erp.models import AuditAction, AuditEvent, Connection, ErpKind, Run, RunStatus
+from erp.nonsistemas import client as nonsistemas_client
 from stores.models import Membership, Store
 from tests.conftest import ERP_PASSWORD, ERP_USER, TEST_PASSWORD
 from tests.erp.sync_helpers import connect, make_items, sync
@@ -370,6 +372,85 @@ def test_a_crash_after_the_authorization_header_hides_the_token(
     assert all(t not in run.error_message for t in tokens)
 
 
+def test_a_crash_while_opening_the_connection_hides_the_password(
+    store, standin, monkeypatch, caplog
+):
+    """`registry.source_for` holds the decrypted password while it checks the URL and
+    builds the source: a failure there is reported without it."""
+    connect(store, standin)
+
+    def explode(*args: Any, **kwargs: Any) -> str:
+        raise RuntimeError("the URL rules broke")
+
+    monkeypatch.setattr(url_guard, "check_url", explode)
+    with caplog.at_level(logging.DEBUG):
+        run = sync(store)
+    assert run.status == RunStatus.FAILED and run.error_code == ErrorCode.INTERNAL
+    [record] = [r for r in product_records(caplog) if r.exc_info]
+    assert record.exc_info is not None
+    exc_type, exc_value, tb = record.exc_info
+    report = ExceptionReporter(None, exc_type, exc_value, tb, is_email=True)
+    html, text = report.get_traceback_html(), report.get_traceback_text()
+    assert "in source_for" in text and "the URL rules broke" in text
+    assert ERP_PASSWORD not in html and ERP_PASSWORD not in text
+
+
+def test_a_crash_while_building_the_client_hides_the_password(store, standin, monkeypatch, caplog):
+    # The client's constructor has the password as an argument; the run's feed is
+    # opened from an undecorated generator, so `_new_client` is what hides it.
+    connect(store, standin)
+
+    def explode(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("httpx broke")
+
+    monkeypatch.setattr(nonsistemas_client.httpx, "Client", explode)
+    with caplog.at_level(logging.DEBUG):
+        run = sync(store)
+    assert run.status == RunStatus.FAILED and run.error_code == ErrorCode.INTERNAL
+    [record] = [r for r in product_records(caplog) if r.exc_info]
+    assert record.exc_info is not None
+    exc_type, exc_value, tb = record.exc_info
+    report = ExceptionReporter(None, exc_type, exc_value, tb, is_email=True)
+    html, text = report.get_traceback_html(), report.get_traceback_text()
+    assert "in __init__" in text and "httpx broke" in text
+    assert ERP_PASSWORD not in html and ERP_PASSWORD not in text
+
+
+def test_a_crash_while_checking_the_settings_form_hides_the_password(
+    store, standin, monkeypatch, pki
+):
+    connection = connect(store, standin)
+    connection.ca_cert_pem = pki.ca_pem().decode()
+    connection.save()
+
+    def explode(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("the form broke")
+
+    # Uploading a CA and ticking "remove" is an error the form's clean() reports
+    # while it holds the typed password.
+    monkeypatch.setattr(ConnectionForm, "add_error", explode)
+    form = ConnectionForm(
+        {
+            "url": standin.url,
+            "username": ERP_USER,
+            "password": ERP_PASSWORD,
+            "remove_ca_cert": "on",
+        },
+        {"ca_cert": upload(pki.ca_pem())},
+        kind="nonsistemas",
+        connection=connection,
+    )
+    with pytest.raises(RuntimeError):
+        try:
+            form.is_valid()
+        except RuntimeError:
+            etype, value, tb = sys.exc_info()
+            html = ExceptionReporter(None, etype, value, tb).get_traceback_html()
+            raise
+    assert "in clean" in html or "clean" in html
+    assert ERP_PASSWORD not in html
+
+
 # ---- stores are walled off -------------------------------------------------------------
 
 
@@ -420,6 +501,20 @@ def test_a_member_of_neither_store_and_anonymous_users_get_nothing(world, client
         assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
 
 
+def test_another_stores_import_answers_404(world, admin_client):
+    # Import jobs have their own ids, which the every-URL walk above does not hold.
+    ours = CatalogImport.objects.create(store=world.ours, actor="a", filename="nuestro.csv")
+    theirs = CatalogImport.objects.create(store=world.theirs, actor="b", filename="ajeno.csv")
+
+    def page(slug: str, pk: int) -> Any:
+        return admin_client.get(reverse("catalog:import_detail", args=[slug, pk]))
+
+    assert page(world.ours.slug, ours.pk).status_code == 200
+    assert page(world.ours.slug, theirs.pk).status_code == 404
+    assert page(world.theirs.slug, theirs.pk).status_code == 404
+    assert b"ajeno.csv" not in body(page(world.ours.slug, theirs.pk))
+
+
 # ---- CSRF --------------------------------------------------------------------------------
 
 
@@ -461,6 +556,14 @@ def test_every_form_that_posts_carries_the_csrf_token(world, admin_client, clien
     assert len(forms) >= 7
     for form in forms:
         assert 'name="csrfmiddlewaretoken"' in form, form[:200]
+
+
+def test_logging_out_takes_a_post(admin_client, store):
+    # A GET (a link or an <img> on another site) must not log anyone out.
+    assert admin_client.get(reverse("logout")).status_code == 405
+    assert admin_client.get(reverse("catalog:list", args=[store.slug])).status_code == 200
+    assert admin_client.post(reverse("logout")).status_code == 302
+    assert admin_client.get(reverse("catalog:list", args=[store.slug])).status_code == 302
 
 
 # ---- the URL is a server-side request ---------------------------------------------------
@@ -568,6 +671,22 @@ def test_a_benign_name_resolving_inside_is_refused_at_connect_time(
     assert connects == []
     connection.refresh_from_db()
     assert connection.watermark is None
+
+
+def test_a_stored_url_is_checked_again_with_the_forms_message(
+    store, settings, monkeypatch, connects
+):
+    """A row saved under older rules (here: port 22 before VXM_ERP_ALLOWED_PORTS was
+    narrowed) is refused before any lookup, with what the form would say."""
+    settings.VXM_ALLOW_LOCAL_ERP = False
+    dns = fake_dns(monkeypatch, {}, default=[PUBLIC_V4])
+    connect_to(store, "https://erp.example.com:22/")
+    outcome = actions.verify_connection(store)
+    with pytest.raises(ErpError) as form_says:
+        url_guard.check_url("https://erp.example.com:22/", allow_local=False)
+    assert not outcome.ok and outcome.code == ErrorCode.URL_NOT_ALLOWED
+    assert form_says.value.message in outcome.message
+    assert dns.calls == [] and connects == []
 
 
 class _Redirector(BaseHTTPRequestHandler):
@@ -841,6 +960,39 @@ def test_the_ca_upload_accepts_only_a_cacertificate(admin_client, store, standin
     assert Connection.objects.get().ca_cert_pem == pki.ca_pem().decode()
 
 
+def test_without_the_password_no_caller_can_move_the_stored_one(store, standin, pki):
+    """The settings form asks for the password again when the server or the CA
+    changes; `actions.save_settings` (what the form and the CLI call) refuses it too,
+    so no other caller can send the stored password somewhere new."""
+    connect(store, standin)
+    before = state_of(store)
+    base = {"kind": "nonsistemas", "username": ERP_USER, "password": None}
+    other_host = standin.url.replace("127.0.0.1", "localhost")
+    other_port = re.sub(r":\d+", ":1", standin.url)
+    for change in (
+        {"url": other_host},
+        {"url": other_port},
+        {"url": standin.url.replace("http://", "https://")},
+        {"url": standin.url, "ca_cert_pem": pki.ca_pem().decode()},
+    ):
+        with pytest.raises(ValueError, match="password"):
+            actions.save_settings(store, **{**base, **change})
+    assert state_of(store) == before
+    # The same server keeps the stored password; with the password typed, both go.
+    actions.save_settings(store, **{**base, "url": standin.url, "username": "otro"})
+    actions.save_settings(
+        store,
+        **{
+            **base,
+            "url": other_host,
+            "password": ERP_PASSWORD,
+            "ca_cert_pem": pki.ca_pem().decode(),
+        },
+    )
+    connection = Connection.objects.get(store=store)
+    assert connection.url == other_host and connection.ca_cert_pem
+
+
 # ---- rate limits ------------------------------------------------------------------------
 
 
@@ -914,8 +1066,13 @@ def demo_env() -> dict[str, str]:
     }
 
 
+# One key used as both SECRET_KEY and encryption key (erp.E005).
+SHARED_KEY = Fernet.generate_key().decode()
+
+
 def test_the_deploy_check_passes_with_production_settings(tmp_path):
-    result = vxm_check(tmp_path, **production_env())
+    # Extra ERP ports, as an operator writes them, are a valid setting.
+    result = vxm_check(tmp_path, **production_env(), VXM_ERP_ALLOWED_PORTS="443, 8443,9443")
     assert result.returncode == 0, result.stderr
     assert "no issues" in result.stdout
 
@@ -934,6 +1091,8 @@ def test_the_deploy_check_fails_with_the_demo_settings(tmp_path):
         ({"VXM_ENCRYPTION_KEYS": ""}, "erp.E002"),
         ({"VXM_ENCRYPTION_KEYS": "not-a-key-XYZZY"}, "erp.E003"),
         ({"VXM_SECRET_KEY": ""}, "erp.E004"),  # unset: the development default
+        ({"VXM_SECRET_KEY": SHARED_KEY, "VXM_ENCRYPTION_KEYS": SHARED_KEY}, "erp.E005"),
+        ({"VXM_ERP_ALLOWED_PORTS": "443,https"}, "erp.E006"),
         ({"VXM_DEBUG": "1"}, "security.W018"),
         ({"VXM_HSTS_SECONDS": "0"}, "security.W004"),
     ],
@@ -1020,3 +1179,24 @@ def test_no_template_carries_inline_script_style_or_event_handler():
     ]
     assert not offenders
     assert len(list(root.glob("*/templates/**/*.html"))) > 10
+
+
+def test_every_policy_directive_and_browser_header_is_sent(admin_client, store):
+    response = admin_client.get(reverse("catalog:list", args=[store.slug]))
+    policy = response.headers["Content-Security-Policy"]
+    directives = dict(d.strip().split(" ", 1) for d in policy.split(";"))
+    assert directives == {
+        "default-src": "'self'",
+        "script-src": "'self'",
+        "style-src": "'self'",
+        "img-src": "'self' data:",
+        "connect-src": "'self'",
+        "object-src": "'none'",
+        "base-uri": "'none'",
+        "form-action": "'self'",
+        "frame-ancestors": "'none'",
+    }
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Referrer-Policy"] == "same-origin"
+    assert response.headers["Cross-Origin-Opener-Policy"] == "same-origin"

@@ -192,6 +192,11 @@ VXM_LOGIN_FAILURE_WINDOW_MINUTES = int(os.environ.get("VXM_LOGIN_FAILURE_WINDOW_
 VXM_ENCRYPTION_KEYS = _env_list("VXM_ENCRYPTION_KEYS")
 # Development, demo and tests only: lets an ERP URL be http:// and point at this machine.
 VXM_ALLOW_LOCAL_ERP = _env_bool("VXM_ALLOW_LOCAL_ERP")
+# Ports an ERP URL may use, comma-separated (unset: 443 and 8443). A value that is
+# not a port is kept as written, so `vxm check` names it (erp.E006) instead of
+# every process failing to start.
+if _ports := _env_list("VXM_ERP_ALLOWED_PORTS"):
+    VXM_ERP_ALLOWED_PORTS = [int(p) if p.isdigit() else p for p in _ports]
 # CSV files larger than this (about 20,000 rows) are applied by a background task,
 # not in the request.
 VXM_CSV_INLINE_BYTES = int(os.environ.get("VXM_CSV_INLINE_BYTES", str(1024 * 1024)))

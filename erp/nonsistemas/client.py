@@ -275,7 +275,7 @@ class NonSistemasClient:
         username: str,
         password: str,
         *,
-        transport: httpx.BaseTransport | None = None,
+        transport: httpx.BaseTransport,
         timeout: float = 20.0,
         max_retries: int = 4,
         run_deadline: float | None = None,
@@ -285,8 +285,20 @@ class NonSistemasClient:
         max_response_bytes: int = 20_000_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """`run_deadline` is an instant of `clock` (time.monotonic by default) after
+        """`transport` is how requests reach the ERP, and has no default on purpose:
+        the product passes `erp.url_guard.guarded_transport(...)`, and anything else
+        (a test's plain or mock transport) must be chosen explicitly. A default
+        would be an unguarded path to whatever address the URL names.
+
+        `run_deadline` is an instant of `clock` (time.monotonic by default) after
         which no request or wait starts. `clock` exists for tests, with `sleep`."""
+        if not isinstance(transport, httpx.BaseTransport):
+            # Fail closed, before anything is sent: `transport=None` from a caller
+            # that lost its guarded transport must not fall back to a plain one.
+            raise TypeError(
+                "NonSistemasClient needs a transport: pass "
+                "erp.url_guard.guarded_transport(...) (or, in tests, an explicit one)"
+            )
         # Validates the URL (ErpError MALFORMED_URL) before anything else.
         self._urls = {
             path: wire.endpoint_url(base_url, path)
@@ -310,13 +322,14 @@ class NonSistemasClient:
         self._seen_tokens: list[str] = []
         self.stats = FeedStats()
 
-        inner = transport if transport is not None else httpx.HTTPTransport(retries=0)
         self._auth = _TokenAuth(
             build_login=self._build_login, accept_login=self._accept_login, clock=clock
         )
         self._http = httpx.Client(
             transport=_CappedTransport(
-                inner, max_bytes=max_response_bytes, check_deadline=self._check_body_deadline
+                transport,
+                max_bytes=max_response_bytes,
+                check_deadline=self._check_body_deadline,
             ),
             timeout=httpx.Timeout(timeout),
             follow_redirects=False,

@@ -8,6 +8,7 @@ import io
 import sys
 from typing import Any
 
+import cryptography.fernet
 import pytest
 from cryptography.fernet import Fernet
 from django.contrib.auth import get_user_model
@@ -220,3 +221,48 @@ def test_error_reports_show_neither_the_password_nor_the_keys(store, settings, m
             raise
     assert "explode" in html
     assert ERP_PASSWORD not in html and good not in html
+
+
+def crash_while_unpadding(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fernet fails right after decrypting: its frame holds the padded plaintext."""
+
+    class Broken:
+        def unpadder(self) -> Any:
+            raise RuntimeError("the unpadder broke")
+
+    monkeypatch.setattr(cryptography.fernet, "_PKCS7_128", Broken())
+
+
+@pytest.mark.parametrize("call", [secrets.decrypt, secrets.reencrypt])
+def test_a_crash_while_decrypting_hides_the_password(monkeypatch, call):
+    # Called directly (as `vxm erp reencrypt` calls reencrypt), with no decorated
+    # caller above: the function's own `sensitive_variables` is all that hides it.
+    token = secrets.encrypt(ERP_PASSWORD)
+    crash_while_unpadding(monkeypatch)
+    with pytest.raises(RuntimeError):
+        try:
+            call(token)
+        except RuntimeError:
+            html = report_html(sys.exc_info())
+            raise
+    assert "_decrypt_data" in html and "plaintext_padded" in html  # the frame is there...
+    assert ERP_PASSWORD not in html  # ...its value is not
+
+
+def test_a_crash_while_reading_the_keys_hides_them(settings, monkeypatch):
+    # The deploy check calls the key loader with no decorated caller above it.
+    key = Fernet.generate_key().decode()
+    settings.VXM_ENCRYPTION_KEYS = [key]
+
+    def explode(self: Fernet, key: bytes, backend: Any = None) -> None:
+        raise RuntimeError("no AES here")
+
+    monkeypatch.setattr(Fernet, "__init__", explode)
+    with pytest.raises(RuntimeError):
+        try:
+            secrets.check_keys()
+        except RuntimeError:
+            html = report_html(sys.exc_info())
+            raise
+    assert "_fernet" in html and "explode" in html
+    assert key not in html

@@ -15,6 +15,7 @@ import pytest
 from catalog.models import Item
 from erp.models import Connection, RunStatus
 from erp.nonsistemas.client import NonSistemasClient
+from erp.url_guard import guarded_transport
 from nonsistemas_standin import Fault
 from tests.conftest import ERP_PASSWORD, ERP_USER
 from tests.erp.sync_helpers import assert_catalog_matches, connect, make_items, sync
@@ -55,7 +56,9 @@ def naive_reads(standin: Any, runs: int, between: Any = None) -> dict[str, dict[
     """What a naive reader ends up with: code -> last version read, after `runs` runs."""
     last: dict[str, dict[str, Any]] = {}
     since: datetime | None = None
-    with NonSistemasClient(standin.url, ERP_USER, ERP_PASSWORD) as client:
+    with NonSistemasClient(
+        standin.url, ERP_USER, ERP_PASSWORD, transport=guarded_transport(allow_local=True)
+    ) as client:
         for number in range(runs):
             pagina, newest = 1, since
             while True:

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from erp.models import RunStatus
 from erp.nonsistemas.client import NonSistemasClient
+from erp.url_guard import guarded_transport
 from nonsistemas_standin import Fault
 from stores.models import Store
 from tests.conftest import ERP_PASSWORD, ERP_USER
@@ -172,7 +173,9 @@ def test_no_change_is_lost_across_random_histories(standin: Any, record_property
 
 
 def _serve_pages(standin: Any, pages: int) -> None:
-    with NonSistemasClient(standin.url, ERP_USER, ERP_PASSWORD) as client:
+    with NonSistemasClient(
+        standin.url, ERP_USER, ERP_PASSWORD, transport=guarded_transport(allow_local=True)
+    ) as client:
         for _ in range(pages):
             client.stock_page(desde=None, pagina=1, por_pagina=1)
 

@@ -79,12 +79,27 @@ def dns(monkeypatch: pytest.MonkeyPatch) -> FakeDNS:
     return fake
 
 
+class FakeClock:
+    """A monotonic clock that moves only when a test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 @dataclass
 class Connects:
     """Every socket.connect() made while the fixture is active."""
 
     attempts: list[tuple[str, int]] = field(default_factory=list)
     unreachable: set[str] = field(default_factory=set)
+    # Addresses that never answer: a connect waits its whole timeout (on `clock`,
+    # not for real) and times out.
+    black_holes: set[str] = field(default_factory=set)
+    clock: FakeClock = field(default_factory=FakeClock)
+    waited: list[float] = field(default_factory=list)
 
 
 @pytest.fixture
@@ -98,6 +113,12 @@ def connects(monkeypatch: pytest.MonkeyPatch) -> Connects:
             if address[0] in record.unreachable:
                 # Stands in for a public server: refused without touching the network.
                 raise ConnectionRefusedError(111, "Connection refused (test)")
+            if address[0] in record.black_holes:
+                timeout = self.gettimeout()
+                assert timeout is not None and timeout > 0
+                record.waited.append(timeout)
+                record.clock.now += timeout
+                raise TimeoutError("timed out (test)")
             super().connect(address)
 
     monkeypatch.setattr(socket, "socket", RecordingSocket)
@@ -192,6 +213,8 @@ HOSTILE: list[tuple[str, str]] = [
     ("https://017700000001/", NOT_ALLOWED),
     ("https://127.1/", NOT_ALLOWED),
     ("https://127.0.0.1./", NOT_ALLOWED),
+    # A zone identifier only means something on a local link, even on a public address
+    ("https://[2606:4700:4700::1111%25eth0]/", NOT_ALLOWED),
     ("https://\uff11\uff12\uff17\uff0e\uff10\uff0e\uff10\uff0e\uff11/", NOT_ALLOWED),  # full-width
     # other internal IPv4
     ("https://169.254.169.254/latest/meta-data/", NOT_ALLOWED),
@@ -367,7 +390,12 @@ def test_allow_local_accepts_local_targets(url: str, expected: str) -> None:
         "http://[::]:8000/",
         "http://[fe80::1%25lo]:8000/",
         "http://224.0.0.1/",
+        "http://255.255.255.255/",  # broadcast
+        "http://240.0.0.1/",  # reserved
+        "http://100.100.100.200/",  # Alibaba Cloud metadata (inside the shared 100.64/10)
         "http://[fd00:ec2::254]/",
+        "http://[fe80::1]/",  # link-local
+        "http://[ff02::1]/",  # multicast
         "ftp://127.0.0.1/",
         "http://user:pw@127.0.0.1:8000/",
         "http://127.0.0.1:8000/?x=1",
@@ -387,7 +415,10 @@ def test_messages_say_what_to_fix() -> None:
         "https://user:pw@erp.example.com/": "usuario",
         "ftp://erp.example.com/": "https://",
         "erp.example.com": "https://",
-        "https://erp.example.com/?a=1": "?",
+        "https://erp.example.com/?a=1": "no lleva «?» ni «#»",
+        "https://erp.example.com/ns#x": "no lleva «?» ni «#»",
+        "http://erp.example.com:443/": "Cambiá http:// por https://",
+        "https://erp.example.com\\@169.254.169.254/": "barra invertida",
         "https://169.254.169.254/": "169.254.169.254",
     }
     for url, hint in cases.items():
@@ -487,6 +518,9 @@ BLOCKED = [
     "64:ff9b::a9fe:a9fe",  # NAT64 of the metadata address
     "64:ff9b:1::808:808",  # local-use NAT64
     "4000::1",  # outside 2000::/3
+    "2606:4700:4700::1111%eth0",  # public, but scoped to a local link
+    "192.88.99.1",  # deprecated 6to4 relay anycast
+    "2001:2::1",  # benchmarking (inside the IETF protocol assignments)
 ]
 ALLOWED = [
     "8.8.8.8",
@@ -602,6 +636,30 @@ def test_resolve_refuses_local_names_and_literals_without_dns(dns: FakeDNS) -> N
     assert dns.calls == []
 
 
+@pytest.mark.parametrize(
+    "host",
+    [
+        "erp.localdomain",
+        "router.home.arpa",
+        "5.0.0.10.in-addr.arpa",
+        "erp.lan",
+        "nas.home",
+        "erp.corp",
+        "erp.intranet",
+        "erp.private",
+        "erp.localhost",
+    ],
+)
+def test_names_of_private_networks_are_refused_without_dns(dns: FakeDNS, host: str) -> None:
+    with pytest.raises(ErpError) as info:
+        check_url(f"https://{host}/", allow_local=False)
+    assert info.value.code == NOT_ALLOWED
+    with pytest.raises(ErpError) as info:
+        resolve_and_check(host, 443, allow_local=False)
+    assert info.value.code == NOT_ALLOWED
+    assert dns.calls == []
+
+
 def test_resolve_allow_local(dns: FakeDNS) -> None:
     dns.set("erp.test", ["127.0.0.1"])
     assert resolve_and_check("erp.test", 8000, allow_local=True) == ["127.0.0.1"]
@@ -670,6 +728,7 @@ def test_transport_checks_scheme_and_port_per_request(
     with httpx.Client(transport=guarded_transport(allow_local=False)) as client:
         for url in (
             "http://erp.example.com/",
+            "http://erp.example.com:8443/",  # an allowed port, but not encrypted
             "https://erp.example.com/",  # 443 is not in the configured ports
             "https://erp.example.com:6379/",
             "https://localhost:8443/",
@@ -755,6 +814,53 @@ def test_next_address_is_tried_when_one_refuses(dns: FakeDNS, connects: Connects
     assert dns.calls == ["erp.test"]
 
 
+BLACK_HOLES = ["93.184.216.34", "93.184.216.35", "2606:2800:220:1::1", "93.184.216.36"]
+
+
+def test_a_name_of_black_holes_fails_within_one_connect_timeout(
+    dns: FakeDNS, connects: Connects
+) -> None:
+    """Four addresses that never answer: the request fails after the connect timeout,
+    not four times it, and every address was tried."""
+    dns.set("erp.example.com", BLACK_HOLES)
+    connects.black_holes.update(BLACK_HOLES)
+    start = connects.clock.now
+    transport = guarded_transport(
+        allow_local=False, allowed_ports=frozenset({443}), clock=connects.clock
+    )
+    with (
+        httpx.Client(transport=transport, timeout=10.0) as client,
+        pytest.raises(httpx.ConnectTimeout),
+    ):
+        client.get("https://erp.example.com/api/version")
+    assert [host for host, _ in connects.attempts] == BLACK_HOLES
+    assert connects.clock.now - start <= 10.0 + 1e-9
+    assert sum(connects.waited) == pytest.approx(10.0)
+
+
+def test_black_holes_do_not_starve_the_address_that_answers(
+    dns: FakeDNS, connects: Connects
+) -> None:
+    with serve() as server:
+        port = port_of(server)
+        dns.set("erp.test", [*BLACK_HOLES[:2], "127.0.0.1"])
+        connects.black_holes.update(BLACK_HOLES)
+        start = connects.clock.now
+        transport = guarded_transport(allow_local=True, clock=connects.clock)
+        with httpx.Client(transport=transport, timeout=10.0) as client:
+            response = client.get(f"http://erp.test:{port}/")
+    assert response.status_code == 200
+    assert connects.attempts == [
+        (BLACK_HOLES[0], port),
+        (BLACK_HOLES[1], port),
+        ("127.0.0.1", port),
+    ]
+    # Each silent address had its share of the timeout, and left the rest for the
+    # one that answers.
+    assert connects.clock.now - start < 10.0
+    assert all(wait < 10.0 for wait in connects.waited)
+
+
 def test_redirects_are_not_followed_and_are_checked_if_they_were(
     dns: FakeDNS, connects: Connects
 ) -> None:
@@ -835,3 +941,51 @@ def test_tls_certificate_for_another_name_is_refused(dns: FakeDNS, pki: Pki) -> 
             client.get(f"https://erp.test:{port}/")
     assert "erp.test" in str(info.value)  # "Hostname mismatch ... not valid for 'erp.test'"
     assert server.seen == []
+
+
+def test_a_private_ca_is_trusted_only_by_transports_given_it(dns: FakeDNS, pki: Pki) -> None:
+    """TLS setups are shared between transports (building one reads the whole root
+    bundle), but a store's CA never leaks into another store's transport."""
+    other_ca = Pki(pki.tmp, "Otra CA").ca_pem().decode()
+    with serve(pki.server_context("erp.test")) as server:
+        port = port_of(server)
+        dns.set("erp.test", ["127.0.0.1"])
+        url = f"https://erp.test:{port}/"
+        for ca, trusted in [
+            (pki.ca_pem().decode(), True),
+            (None, False),
+            (other_ca, False),
+            ("", False),
+            (pki.ca_pem().decode(), True),
+            (None, False),
+        ]:
+            transport = guarded_transport(allow_local=True, ca_cert_pem=ca)
+            with httpx.Client(transport=transport) as client:
+                if trusted:
+                    assert client.get(url).status_code == 200
+                else:
+                    with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+                        client.get(url)
+    assert len(server.seen) == 2
+
+
+def test_transports_reuse_the_tls_setup(monkeypatch: pytest.MonkeyPatch, pki: Pki) -> None:
+    built: list[ssl.SSLContext] = []
+    create = ssl.create_default_context
+
+    def counting(*args: Any, **kwargs: Any) -> ssl.SSLContext:
+        built.append(create(*args, **kwargs))
+        return built[-1]
+
+    ca = Pki(pki.tmp, "CA de esta prueba").ca_pem().decode()
+    guarded_transport(allow_local=True)  # the public roots' setup may be built already
+    monkeypatch.setattr(ssl, "create_default_context", counting)
+    for _ in range(3):
+        guarded_transport(allow_local=True)
+        guarded_transport(allow_local=False, allowed_ports=frozenset({443}))
+    assert built == []
+    for _ in range(3):
+        guarded_transport(allow_local=True, ca_cert_pem=ca)
+    assert len(built) == 1  # once for this CA
+    [context] = built
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname

@@ -28,6 +28,7 @@ from erp.engine import price_from_erp
 from erp.errors import ErpError, ErrorCode
 from erp.nonsistemas import wire
 from erp.nonsistemas.client import USER_AGENT, NonSistemasClient
+from erp.url_guard import guarded_transport
 from nonsistemas_standin import Fault, Standin
 from tests.conftest import ERP_PASSWORD, ERP_USER
 from tests.pki import Pki
@@ -89,6 +90,9 @@ def make_client(standin: Standin, fake_time: FakeTime) -> Iterator[MakeClient]:
     def make(url: str | None = None, **options: Any) -> NonSistemasClient:
         options.setdefault("sleep", fake_time.sleep)
         options.setdefault("clock", fake_time.clock)
+        # The product's own transport (the stand-in is on 127.0.0.1, so allow_local);
+        # tests that need another one pass it explicitly.
+        options.setdefault("transport", guarded_transport(allow_local=True))
         username = options.pop("username", ERP_USER)
         password = options.pop("password", ERP_PASSWORD)
         client = NonSistemasClient(url or standin.url, username, password, **options)
@@ -127,6 +131,27 @@ def _page(client: NonSistemasClient, pagina: int = 1, **options: Any) -> wire.St
     options.setdefault("desde", None)
     options.setdefault("por_pagina", 10)
     return client.stock_page(pagina=pagina, **options)
+
+
+# ---- transport ------------------------------------------------------------------------
+
+
+def test_without_a_transport_nothing_is_sent(standin: Standin) -> None:
+    """No unguarded fallback: a caller that forgets the guarded transport (or loses it
+    on the way, passing None) gets an error before any connection, not a plain httpx
+    transport that would reach whatever address the URL names."""
+    with pytest.raises(TypeError, match="transport"):
+        NonSistemasClient(standin.url, ERP_USER, ERP_PASSWORD)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="guarded_transport"):
+        NonSistemasClient(standin.url, ERP_USER, ERP_PASSWORD, transport=None)  # type: ignore[arg-type]
+    # The product's transport, configured as in production, refuses this address
+    # (the stand-in listens on 127.0.0.1) before connecting.
+    with NonSistemasClient(
+        standin.url, ERP_USER, ERP_PASSWORD, transport=guarded_transport(allow_local=False)
+    ) as client:
+        error = _raises(client.version)
+    assert error.code == ErrorCode.URL_NOT_ALLOWED
+    assert standin.requests() == []
 
 
 # ---- version --------------------------------------------------------------------------
@@ -608,7 +633,11 @@ def test_path_prefix(suffix: str, fake_time: FakeTime) -> None:
         server.load(_catalog())
         assert server.url.endswith("/ns")
         with NonSistemasClient(
-            server.url + suffix, ERP_USER, ERP_PASSWORD, sleep=fake_time.sleep
+            server.url + suffix,
+            ERP_USER,
+            ERP_PASSWORD,
+            sleep=fake_time.sleep,
+            transport=guarded_transport(allow_local=True),
         ) as client:
             assert client.version() == "4.3.1"
             assert len(_page(client).items) == 2
@@ -672,6 +701,32 @@ def test_gzip_bomb_is_cut_at_the_cap(make_client: MakeClient) -> None:
     client = make_client("https://erp.example.com", transport=transport, max_response_bytes=10_000)
     error = _raises(lambda: _page(client))
     assert error.code == ErrorCode.ABSURD_RESPONSE
+
+
+def test_a_body_without_a_length_is_cut_at_the_cap(make_client: MakeClient) -> None:
+    # No Content-Length to refuse up front (chunked): reading stops at the cap
+    # instead of holding however much the server sends.
+    pulled: list[int] = []
+
+    def endless() -> Iterator[bytes]:
+        yield b'{"items": ['
+        for n in range(1000):
+            pulled.append(n)
+            yield b" " * 1000
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/api/login"):
+            return httpx.Response(200, json={"token": "t0k3n", "expira_en": 1800})
+        return httpx.Response(200, content=endless())
+
+    client = make_client(
+        "https://erp.example.com",
+        transport=httpx.MockTransport(answer),
+        max_response_bytes=10_000,
+    )
+    error = _raises(lambda: _page(client))
+    assert error.code == ErrorCode.ABSURD_RESPONSE
+    assert len(pulled) <= 11
 
 
 def test_instance_ignoring_pagina_is_absurd(make_client: MakeClient) -> None:
