@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from erp.errors import ErpError
+from erp.nonsistemas import wire
 from erp.nonsistemas.feed import WATERMARK_LAG, ChangeReader, page_for_offset
 from erp.nonsistemas.wire import StockPage
 from erp.sources import ErpItem, FeedStats
@@ -216,3 +217,63 @@ def test_a_clock_that_moved_back_is_remembered_across_a_run_whose_first_page_had
     )
     read |= {i.code for batch in second for i in batch}
     assert "LATE" in read
+
+
+class MillisecondApi:
+    """An instance that stamps `modificado` and `hora_servidor` with milliseconds,
+    answering through the real wire parser (JSON bodies, `desde` as the wire sends
+    it), with a bulk edit's items spread over one second's milliseconds."""
+
+    def __init__(self, rows: dict[str, datetime]) -> None:
+        self.rows = dict(rows)  # codigo -> modificado, to the millisecond
+        self.now = NOW + timedelta(milliseconds=437)
+        self.after_page: dict[int, list[str]] = {}
+        self.served = 0
+
+    def edit(self, codes: list[str]) -> None:
+        self.now += timedelta(seconds=1, milliseconds=123)
+        for step, code in enumerate(codes):
+            self.rows[code] = self.now + timedelta(milliseconds=step)
+
+    def __call__(self, *, desde: datetime | None, pagina: int, por_pagina: int) -> StockPage:
+        params = wire.stock_params(desde=desde, pagina=pagina, por_pagina=por_pagina)
+        since = datetime.fromisoformat(params["desde"]) if "desde" in params else None
+        order = sorted(
+            (moment, code) for code, moment in self.rows.items() if since is None or moment >= since
+        )
+        start = (pagina - 1) * por_pagina
+        body = {
+            "pagina": pagina,
+            "por_pagina": por_pagina,
+            "total_items": len(order),
+            "total_paginas": -(-len(order) // por_pagina),
+            "hora_servidor": self.now.isoformat(timespec="milliseconds"),
+            "items": [
+                {
+                    "codigo": code,
+                    "stock": "1.000",
+                    "precio_mayorista": "1.00",
+                    "modificado": moment.isoformat(timespec="milliseconds"),
+                }
+                for moment, code in order[start : start + por_pagina]
+            ],
+        }
+        self.served += 1
+        self.edit(self.after_page.pop(self.served, []))
+        return wire.parse_stock_page(body)
+
+
+def test_an_instance_stamping_milliseconds_is_read_whole_with_a_bulk_second_leaving_mid_read():
+    bulk = NOW - timedelta(hours=1)
+    rows = {f"M{i:02d}": bulk + timedelta(milliseconds=20 * i) for i in range(35)}
+    rows |= {f"P{i:02d}": bulk + timedelta(seconds=1 + i, milliseconds=999) for i in range(12)}
+    api = MillisecondApi(rows)
+    # Three items read on page 1 are edited right after it (R2 with milliseconds).
+    api.after_page[1] = ["M00", "M01", "M02"]
+    reader = ChangeReader(api, bulk - timedelta(minutes=5), FeedStats(), page_size=10)
+    got = {i.code for batch in reader for i in batch}
+    assert got == set(api.rows)
+    assert reader.next_watermark is not None
+    assert reader.next_watermark.microsecond == 0
+    # The watermark is the first page's time, floored, minus the lag.
+    assert reader.next_watermark == NOW - WATERMARK_LAG
