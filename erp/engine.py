@@ -173,8 +173,11 @@ def execute_run(run_id: int, *, progress: Progress | None = None) -> Run:
             )
         connection = Connection.objects.get(store=store)
         since = None if run.full else connection.watermark
-        Run.objects.filter(pk=run.pk).update(desde=since)
+        Run.objects.filter(pk=run.pk).update(
+            desde=since, connection_generation=connection.generation
+        )
         run.desde = since
+        run.connection_generation = connection.generation
         source = registry.source_for(connection)
         try:
             feed = source.feed(
@@ -189,7 +192,13 @@ def execute_run(run_id: int, *, progress: Progress | None = None) -> Run:
                 applier.apply(batch, stats)
                 if progress is not None:
                     progress(run, stats)
-            _finish(run, stats, next_watermark=feed.next_watermark, clock_offset=feed.clock_offset)
+            _finish(
+                run,
+                stats,
+                connection=connection,
+                next_watermark=feed.next_watermark,
+                clock_offset=feed.clock_offset,
+            )
         finally:
             source.close()
     except ErpError as e:
@@ -220,7 +229,12 @@ STATS_FIELDS = ["pages", "requests", "retries", "relogins", "reread"]
 
 
 def _finish(
-    run: Run, stats: FeedStats, *, next_watermark: datetime | None, clock_offset: float | None
+    run: Run,
+    stats: FeedStats,
+    *,
+    connection: Connection,
+    next_watermark: datetime | None,
+    clock_offset: float | None,
 ) -> None:
     _copy_stats(run, stats)
     needs_attention = run.ambiguous or run.invalid or run.price_rejected
@@ -238,9 +252,12 @@ def _finish(
             # Declared dead (no heartbeat) while it was finishing: the watermark
             # stays, the next run re-reads; nothing is lost.
             return
-        Connection.objects.filter(store=run.store).update(
-            watermark=next_watermark, erp_clock_offset=clock_offset
-        )
+        # Only the connection this run read, and only if its server did not change
+        # meanwhile (`generation`): a watermark is a moment on one instance's clock,
+        # and another instance's next run must not start from it.
+        Connection.objects.filter(
+            pk=connection.pk, store=run.store, generation=connection.generation
+        ).update(watermark=next_watermark, erp_clock_offset=clock_offset)
 
 
 def _fail(run: Run, stats: FeedStats, code: str, message: str) -> None:

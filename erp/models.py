@@ -44,6 +44,10 @@ class Connection(models.Model):
     # The ERP's clock minus ours, in seconds, at the last successful run: a later
     # run that finds it smaller knows the ERP's clock moved back, and reads further back.
     erp_clock_offset = models.FloatField(null=True, blank=True, editable=False)
+    # Bumped whenever the server changes (ERP or URL). A run records the one it
+    # read, and its outcome moves the watermark only if it still holds: a run of the
+    # old server ending after the change must not hand its watermark to the new one.
+    generation = models.PositiveIntegerField(default=1, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -92,6 +96,8 @@ class Run(models.Model):
     # What was asked (None: everything) and the watermark the connection takes on success.
     desde = models.DateTimeField(null=True, blank=True)
     next_watermark = models.DateTimeField(null=True, blank=True)
+    # The connection's `generation` this run read its settings (and watermark) from.
+    connection_generation = models.PositiveIntegerField(null=True, blank=True)
 
     received = models.PositiveIntegerField(default=0)
     matched = models.PositiveIntegerField(default=0)

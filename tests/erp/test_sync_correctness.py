@@ -13,9 +13,11 @@ from typing import Any
 import pytest
 
 from catalog.models import Item
+from erp import actions
+from erp.engine import execute_run, request_update
 from erp.models import Connection, RunStatus
 from erp.nonsistemas.client import NonSistemasClient
-from nonsistemas_standin import Fault
+from nonsistemas_standin import Fault, Standin
 from tests.conftest import ERP_PASSWORD, ERP_USER
 from tests.erp.sync_helpers import assert_catalog_matches, connect, make_items, sync
 
@@ -279,3 +281,43 @@ def test_erp_clock_moving_back_between_runs_does_not_lose_the_edits_made_meanwhi
     sync(store)
     assert Item.objects.get(store=store, sku="SKU-007").stock == 777
     assert_catalog_matches(store, standin.items(), before)
+
+
+def test_a_run_of_the_old_server_ending_after_the_url_changed_leaves_the_new_one_unsynced(
+    store, standin, monkeypatch
+):
+    store_with(store, 25)
+    connect(store, standin)
+    standin.load(erp_rows(25))
+    with Standin.start(port=0, user=ERP_USER, password=ERP_PASSWORD) as new_server:
+        new_server.load(erp_rows(25, price=700))
+        changed: list[bool] = []
+
+        def url_changes_mid_run(run: Any, stats: Any) -> None:
+            if changed:
+                return
+            changed.append(True)
+            # save_settings' check for a running update races with a run being
+            # claimed (and `vxm erp sync`): here it did not see this one.
+            monkeypatch.setattr(actions, "active_run", lambda store: None)
+            actions.save_settings(
+                store,
+                kind="nonsistemas",
+                url=new_server.url,
+                username=ERP_USER,
+                password=ERP_PASSWORD,
+            )
+
+        run = request_update(store, origin="cli", enqueue=False)
+        run = execute_run(run.pk, progress=url_changes_mid_run)
+        assert changed and run.status == RunStatus.SUCCEEDED, run.error_message
+        connection = Connection.objects.get(store=store)
+        assert connection.url == new_server.url
+        # The old instance's watermark (and clock) is not the new one's.
+        assert (connection.watermark, connection.erp_clock_offset) == (None, None)
+        # So the next update reads the new server from the start.
+        new_server.clear_requests()
+        assert sync(store).status == RunStatus.SUCCEEDED
+        stock_requests = [r for r in new_server.requests() if r["path"] == "/api/stock"]
+        assert stock_requests and "desde" not in stock_requests[0]["query"]
+        assert Item.objects.get(store=store, sku="SKU-000").wholesale_price == Decimal("700.00")
