@@ -89,6 +89,28 @@ def expire_stale_runs(store: Store) -> int:
     )
 
 
+DECLARED_DEAD = "La actualización quedó sin señales de vida y se dio por interrumpida."
+
+
+def heartbeat(run_id: int) -> Callable[[], None]:
+    """What a feed calls before each request to its ERP: the run's sign of life.
+
+    Without it only an applied batch would beat, and a live run re-reading slow
+    pages (retries, a re-read bulk second) could be declared dead by
+    `expire_stale_runs`. Conditional on the run still running: a run declared dead
+    meanwhile learns it here and stops, before asking the ERP for anything else.
+    """
+
+    def beat() -> None:
+        alive = Run.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(
+            heartbeat_at=timezone.now()
+        )
+        if not alive:
+            raise ErpError(ErrorCode.INTERRUPTED, DECLARED_DEAD)
+
+    return beat
+
+
 def active_run(store: Store) -> Run | None:
     return Run.objects.filter(store=store, status__in=ACTIVE_STATUSES).first()
 
@@ -185,6 +207,7 @@ def execute_run(run_id: int, *, progress: Progress | None = None) -> Run:
                 # Also for a full run: it starts at the beginning, so a jump moves
                 # nothing, but an answer without the time keeps this baseline.
                 previous_clock_offset=connection.erp_clock_offset,
+                heartbeat=heartbeat(run.pk),
             )
             stats = feed.stats
             applier = Applier(run, store)
@@ -358,10 +381,7 @@ class Applier:
             )
             if not alive:
                 transaction.set_rollback(True)
-                raise ErpError(
-                    ErrorCode.INTERRUPTED,
-                    "La actualización quedó sin señales de vida y se dio por interrumpida.",
-                )
+                raise ErpError(ErrorCode.INTERRUPTED, DECLARED_DEAD)
 
     def _store_items(self, keys: Iterable[str]) -> dict[str, list[StoreRow]]:
         by_key: dict[str, list[StoreRow]] = defaultdict(list)

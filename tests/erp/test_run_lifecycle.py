@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,17 @@ from django.db import connection as db_connection
 from django.utils import timezone
 
 from catalog.models import Item, ItemChange
-from erp.engine import UpdateAlreadyRunning, claim, execute_run, request_update
-from erp.models import Run, RunStatus
+from erp.engine import (
+    Applier,
+    UpdateAlreadyRunning,
+    claim,
+    execute_run,
+    expire_stale_runs,
+    request_update,
+)
+from erp.errors import ErpError
+from erp.models import Connection, Run, RunIssue, RunStatus
+from erp.sources import ErpItem, FeedStats
 from nonsistemas_standin import Fault
 from stores.models import Membership
 from tests.conftest import ERP_PASSWORD, ERP_USER
@@ -205,3 +215,131 @@ def test_worker_killed_mid_run_leaves_whole_pages_and_the_next_run_converges(tmp
     ]
     assert query("SELECT COUNT(*) FROM catalog_item WHERE stock > 0") == [(30,)]
     assert ItemChange.objects.count() == 0  # the test database was never touched
+
+
+def declare_dead(run_id: int) -> None:
+    """What another process does when this run's heartbeat is 10 minutes old."""
+    run = Run.objects.get(pk=run_id)
+    Run.objects.filter(pk=run_id).update(heartbeat_at=timezone.now() - timedelta(minutes=11))
+    assert expire_stale_runs(run.store) == 1
+
+
+def erp_rows(n: int) -> list[dict[str, Any]]:
+    return [
+        {"codigo": f"HB-{i:02d}", "stock": f"{i + 1}.000", "precio_mayorista": "9.99"}
+        for i in range(n)
+    ]
+
+
+def stock_requests(standin: Any) -> int:
+    return sum(1 for r in standin.requests() if r["path"] == "/api/stock")
+
+
+@pytest.fixture
+def small_pages(settings: Any) -> None:
+    settings.VXM_NONSISTEMAS_PAGE_SIZE = 10
+
+
+def test_a_live_run_reading_slow_pages_keeps_its_heartbeat_and_is_not_declared_dead(
+    store, standin, small_pages
+):
+    connect(store, standin)
+    make_items(store, [(f"HB-{i:02d}", 0, "1.00") for i in range(25)])
+    standin.load(erp_rows(25))
+    run = request_update(store, origin="cli", enqueue=False)
+    slow_from: list[Any] = []
+
+    def then_pages_get_slow(run: Run, stats: Any) -> None:
+        if run.received == 10:
+            # As if the ERP had kept it waiting for 11 minutes since this batch...
+            now = timezone.now()
+            Run.objects.filter(pk=run.pk).update(heartbeat_at=now - timedelta(minutes=11))
+            slow_from.append(now)
+            # ...and the next page is slow too.
+            standin.inject(Fault("delay", delay=5))
+
+    outcome: list[Run] = []
+    worker = threading.Thread(
+        target=lambda: (
+            outcome.append(execute_run(run.pk, progress=then_pages_get_slow)),
+            db_connection.close(),
+        )
+    )
+    worker.start()
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            row = Run.objects.get(pk=run.pk)
+            if slow_from and row.heartbeat_at is not None and row.heartbeat_at >= slow_from[0]:
+                break
+            assert row.received <= 10, "no sign of life while the slow page was being read"
+            assert time.monotonic() < deadline, "the run never got to its slow page"
+            time.sleep(0.01)  # polling the database for the state we wait for
+        # The slow page is being read and no batch was applied since: still alive.
+        assert row.received == 10
+        assert expire_stale_runs(store) == 0
+    finally:
+        worker.join()
+    assert outcome[0].status == RunStatus.SUCCEEDED, outcome[0].error_message
+    assert Item.objects.filter(store=store, stock__gt=0).count() == 25
+
+
+def test_a_run_declared_dead_stops_before_asking_the_erp_for_more(store, standin, small_pages):
+    connect(store, standin)
+    make_items(store, [(f"HB-{i:02d}", 0, "1.00") for i in range(25)])
+    standin.load(erp_rows(25))
+    run = request_update(store, origin="cli", enqueue=False)
+
+    def dies_after_the_first_batch(run: Run, stats: Any) -> None:
+        if run.received == 10:
+            declare_dead(run.pk)
+
+    run = execute_run(run.pk, progress=dies_after_the_first_batch)
+    assert (run.status, run.error_code) == (RunStatus.FAILED, "interrupted")
+    assert stock_requests(standin) == 1  # nothing more asked once it was declared dead
+    assert Item.objects.filter(store=store, stock__gt=0).count() == 10
+    assert Connection.objects.get(store=store).watermark is None
+
+
+def test_a_run_declared_dead_writes_no_more_pages(store, standin):
+    connect(store, standin)
+    make_items(store, [("HB-00", 0, "1.00")])
+    run = request_update(store, origin="cli", enqueue=False)
+    assert claim(run.pk)
+    declare_dead(run.pk)
+    page = [
+        ErpItem("HB-00", Decimal(5), Decimal("2.00"), "ARS", True, timezone.now()),
+        ErpItem("NO-SUCH", Decimal(5), Decimal("2.00"), "ARS", True, timezone.now()),
+    ]
+    with pytest.raises(ErpError) as e:
+        Applier(Run.objects.get(pk=run.pk), store).apply(page, FeedStats())
+    assert e.value.code == "interrupted"
+    item = Item.objects.get(store=store, sku="HB-00")
+    assert (item.stock, item.wholesale_price) == (0, Decimal("1.00"))
+    assert not ItemChange.objects.exists()
+    assert not RunIssue.objects.exists()
+    assert Run.objects.get(pk=run.pk).received == 0
+
+
+def test_a_run_declared_dead_as_it_finishes_does_not_move_the_watermark(
+    store, standin, small_pages
+):
+    connect(store, standin)
+    make_items(store, [(f"HB-{i:02d}", 0, "1.00") for i in range(25)])
+    standin.load(erp_rows(25))
+    assert execute_run(request_update(store, origin="cli", enqueue=False).pk).status == (
+        RunStatus.SUCCEEDED
+    )
+    watermark = Connection.objects.get(store=store).watermark
+    assert watermark is not None
+    standin.advance(3600)
+    standin.edit([{"codigo": f"HB-{i:02d}", "stock": "50"} for i in range(25)])
+    run = request_update(store, origin="cli", enqueue=False)
+
+    def dies_after_the_last_batch(run: Run, stats: Any) -> None:
+        if run.received == 25:
+            declare_dead(run.pk)
+
+    run = execute_run(run.pk, progress=dies_after_the_last_batch)
+    assert (run.status, run.error_code) == (RunStatus.FAILED, "interrupted")
+    assert Connection.objects.get(store=store).watermark == watermark
