@@ -259,12 +259,14 @@ def test_a_live_run_reading_slow_pages_keeps_its_heartbeat_and_is_not_declared_d
             standin.inject(Fault("delay", delay=5))
 
     outcome: list[Run] = []
-    worker = threading.Thread(
-        target=lambda: (
-            outcome.append(execute_run(run.pk, progress=then_pages_get_slow)),
-            db_connection.close(),
-        )
-    )
+
+    def work() -> None:
+        try:
+            outcome.append(execute_run(run.pk, progress=then_pages_get_slow))
+        finally:
+            db_connection.close()
+
+    worker = threading.Thread(target=work)
     worker.start()
     try:
         deadline = time.monotonic() + 60
