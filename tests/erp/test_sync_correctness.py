@@ -321,3 +321,25 @@ def test_a_run_of_the_old_server_ending_after_the_url_changed_leaves_the_new_one
         stock_requests = [r for r in new_server.requests() if r["path"] == "/api/stock"]
         assert stock_requests and "desde" not in stock_requests[0]["query"]
         assert Item.objects.get(store=store, sku="SKU-000").wholesale_price == Decimal("700.00")
+
+
+def test_more_items_leaving_a_bulk_second_than_the_overlap_are_not_skipped(store, standin):
+    # R2's check: 35 items share one second (pages of 10, an overlap of 2), and
+    # three items just read on page 1 are edited right after it. The items behind
+    # them shift three places forward, past what the overlap re-reads: a page that
+    # does not start with an item already read is refused and read again from
+    # further back. Without the check, SKU-010 is never read, by this run nor any
+    # later one (its second is older than every later watermark).
+    before = store_with(store, 35)
+    connect(store, standin)
+    standin.load(erp_rows(35, same_second=True))
+    standin.edit(
+        [{"codigo": f"SKU-{i:03d}", "stock": f"{900 + i}"} for i in range(3)], after_page=1
+    )
+    run = sync(store)
+    assert run.status == RunStatus.SUCCEEDED, run.error_message
+    assert run.received >= 35
+    assert Item.objects.get(store=store, sku="SKU-010").stock == 20
+    standin.advance(600)
+    sync(store)
+    assert_catalog_matches(store, standin.items(), before)
