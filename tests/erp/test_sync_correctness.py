@@ -343,3 +343,29 @@ def test_more_items_leaving_a_bulk_second_than_the_overlap_are_not_skipped(store
     standin.advance(600)
     sync(store)
     assert_catalog_matches(store, standin.items(), before)
+
+
+def test_a_change_stamped_88_s_before_the_first_page_and_committed_after_it_is_not_lost(
+    store, standin
+):
+    before = store_with(store, 25)
+    connect(store, standin)
+    standin.load(erp_rows(25))
+    sync(store)
+    standin.advance(600)
+    # Just past a whole second of the instance's clock, so that the edit's
+    # `modificado` is that second and the run's first page is 88 s later.
+    standin.advance(1 - standin.now().microsecond / 1e6 + 0.01)
+    # Stamped now, visible only after the contract's 90 s...
+    standin.edit([{"codigo": "SKU-004", "stock": "444"}], visible_after=90)
+    standin.advance(88)
+    # ...while a later change is visible at once and read by this run.
+    standin.edit([{"codigo": "SKU-020", "stock": "2020"}])
+    sync(store)
+    assert Item.objects.get(store=store, sku="SKU-020").stock == 2020
+    # Not visible yet when the first page was computed (88 s after its time).
+    assert Item.objects.get(store=store, sku="SKU-004").stock == 14
+    standin.advance(120)
+    sync(store)
+    assert Item.objects.get(store=store, sku="SKU-004").stock == 444
+    assert_catalog_matches(store, standin.items(), before)

@@ -277,3 +277,22 @@ def test_an_instance_stamping_milliseconds_is_read_whole_with_a_bulk_second_leav
     assert reader.next_watermark.microsecond == 0
     # The watermark is the first page's time, floored, minus the lag.
     assert reader.next_watermark == NOW - WATERMARK_LAG
+
+
+@pytest.mark.parametrize("servers_apart", [0, 80])
+def test_a_change_that_commits_90_s_after_its_time_is_read_by_the_next_run(servers_apart):
+    # The contract's worst case: a change stamped at second S - 90 (its real moment
+    # a hair before S - 89, truncated to the second) commits just after the first
+    # page said S. This run cannot see it; the next one, from the watermark, must.
+    # With `servers_apart`, the page's time comes from an app server of the instance
+    # whose clock is that many seconds ahead of the one that stamped the change:
+    # the watermark's margin absorbs it.
+    stamped = NOW - timedelta(seconds=90 + servers_apart)
+    late = ErpItem("LATE", Decimal(1), Decimal("1.00"), "ARS", True, stamped)
+    visible = [item(f"Q{i:02d}", 3570 + i) for i in range(25)]  # the last 30 s
+    first = ChangeReader(FakeApi(visible), NOW - timedelta(minutes=10), FeedStats(), page_size=10)
+    assert "LATE" not in {i.code for batch in first for i in batch}
+    second = ChangeReader(
+        FakeApi([*visible, late]), first.next_watermark, FeedStats(), page_size=10
+    )
+    assert "LATE" in {i.code for batch in second for i in batch}
