@@ -11,10 +11,11 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from django.db import connection, connections, transaction
+from django.db import DatabaseError, connection, connections, transaction
 from django.utils import timezone
 
 from catalog.models import ChangeSource, Item, ItemChange
+from catalog.writes import CatalogWriter
 from erp import actions, registry
 from erp.engine import Applier, claim, execute_run, request_update
 from erp.errors import ErpError
@@ -204,3 +205,34 @@ def test_a_failure_the_database_cannot_store_as_is_still_ends_the_run(store, sta
     assert run.status == RunStatus.FAILED
     assert run.finished_at is not None
     assert "no se pudo guardar" in run.error_message
+
+
+def test_a_failure_between_the_items_and_their_history_writes_neither(
+    store, standin, monkeypatch, settings
+):
+    # R5: a page's items, their history rows and the run's counters commit together.
+    # The history of the second page fails to be written (as a worker killed right
+    # after updating the items would leave it): its items must not change either.
+    settings.VXM_NONSISTEMAS_PAGE_SIZE = 10
+    make_items(store, [(f"TX-{i:02d}", 0, "1.00") for i in range(25)])
+    connect(store, standin)
+    standin.load([erp_row(f"TX-{i:02d}", f"{i + 1}.000", seconds=i) for i in range(25)])
+    add_history = CatalogWriter.add_history
+    calls: list[int] = []
+
+    def fails_on_the_second_page(writer: CatalogWriter, changes: Any) -> None:
+        calls.append(len(changes))
+        if len(calls) == 2:
+            raise DatabaseError("the connection was lost")
+        add_history(writer, changes)
+
+    monkeypatch.setattr(CatalogWriter, "add_history", fails_on_the_second_page)
+    run = sync(store)
+    assert run.status == RunStatus.FAILED
+    changed = set(Item.objects.filter(store=store, stock__gt=0).values_list("id", flat=True))
+    with_history = set(
+        ItemChange.objects.filter(source=ChangeSource.ERP).values_list("item", flat=True)
+    )
+    assert len(changed) == 10  # the first page only
+    assert changed == with_history
+    assert Run.objects.get(pk=run.pk).matched == 10
