@@ -130,7 +130,15 @@ def _database_for_subprocess(tmp_path: Path) -> tuple[str, Any]:
     return f"{base}/{name}", query
 
 
-def test_worker_killed_mid_run_leaves_whole_pages_and_the_next_run_converges(tmp_path, standin):
+Vxm = Any  # (*args, stdin=None, check=True) -> CompletedProcess
+
+
+def _store_for_a_worker(
+    tmp_path: Path, standin: Any, **env_extra: str
+) -> tuple[dict[str, str], Vxm, Any]:
+    """A store "k" of 30 items in a database of its own, connected to the stand-in
+    (which has the same 30 items with stock): the environment to run `vxm` in, a
+    function running it, and one querying that database."""
     database_url, query = _database_for_subprocess(tmp_path)
     env = {
         **os.environ,
@@ -138,6 +146,7 @@ def test_worker_killed_mid_run_leaves_whole_pages_and_the_next_run_converges(tmp
         "VXM_ALLOW_LOCAL_ERP": "1",
         "VXM_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
         "VXM_NONSISTEMAS_PAGE_SIZE": "10",
+        **env_extra,
     }
 
     def vxm(
@@ -179,6 +188,11 @@ def test_worker_killed_mid_run_leaves_whole_pages_and_the_next_run_converges(tmp
             for i in range(30)
         ]
     )
+    return env, vxm, query
+
+
+def test_worker_killed_mid_run_leaves_whole_pages_and_the_next_run_converges(tmp_path, standin):
+    env, vxm, query = _store_for_a_worker(tmp_path, standin)
     # Page 2 hangs, so the worker is killed with page 1 written and page 2 not.
     standin.inject(Fault("delay", delay=60, after_requests=1))
     worker = subprocess.Popen(
@@ -345,3 +359,48 @@ def test_a_run_declared_dead_as_it_finishes_does_not_move_the_watermark(
     run = execute_run(run.pk, progress=dies_after_the_last_batch)
     assert (run.status, run.error_code) == (RunStatus.FAILED, "interrupted")
     assert Connection.objects.get(store=store).watermark == watermark
+
+
+def test_worker_killed_between_a_pages_items_and_their_history_leaves_neither(tmp_path, standin):
+    if not os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
+        pytest.skip("another connection can hold the history table only on PostgreSQL")
+    import psycopg
+
+    # The server checks every 50 ms that the worker is still there, as it notices a
+    # closed connection on its own only at the next command.
+    env, _, query = _store_for_a_worker(
+        tmp_path, standin, PGOPTIONS="-c client_connection_check_interval=50"
+    )
+    with psycopg.connect(env["DATABASE_URL"]) as blocker:
+        # The first page's history INSERT waits for this, after its items' UPDATE.
+        blocker.execute("LOCK TABLE catalog_itemchange IN EXCLUSIVE MODE")
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "vxm", "erp", "sync", "k"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        waiting = (
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO \"catalog_itemchange\"%%'"
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while not (backend := query(waiting)):
+                assert worker.poll() is None, "the worker ended before it could be killed"
+                assert time.monotonic() < deadline, "the worker never wrote its first page"
+                time.sleep(0.05)  # polling the database for the state we wait for
+        finally:
+            worker.send_signal(signal.SIGKILL)
+            worker.wait()
+        [(pid,)] = backend
+        deadline = time.monotonic() + 60
+        while query(f"SELECT 1 FROM pg_stat_activity WHERE pid = {int(pid)}"):
+            assert time.monotonic() < deadline, "the server never noticed the worker died"
+            time.sleep(0.05)  # polling the database for the state we wait for
+        blocker.rollback()
+
+    # Items and history agree: the page's UPDATE went with its transaction.
+    assert query("SELECT COUNT(*) FROM catalog_item WHERE stock > 0") == [(0,)]
+    assert query("SELECT COUNT(*) FROM catalog_itemchange WHERE source = 'erp'") == [(0,)]
+    assert query("SELECT status, received FROM erp_run") == [("running", 0)]
