@@ -16,7 +16,9 @@ from typing import Any
 import pytest
 from cryptography.fernet import Fernet
 from django.contrib.auth import get_user_model
+from django.db import DatabaseError
 from django.db import connection as db_connection
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from catalog.models import Item, ItemChange
@@ -404,3 +406,39 @@ def test_worker_killed_between_a_pages_items_and_their_history_leaves_neither(tm
     assert query("SELECT COUNT(*) FROM catalog_item WHERE stock > 0") == [(0,)]
     assert query("SELECT COUNT(*) FROM catalog_itemchange WHERE source = 'erp'") == [(0,)]
     assert query("SELECT status, received FROM erp_run") == [("running", 0)]
+
+
+@pytest.mark.parametrize(("silent_for", "expired"), [(9, False), (11, True)])
+def test_a_run_is_declared_dead_only_after_ten_minutes_without_a_heartbeat(
+    store, standin, silent_for, expired
+):
+    connect(store, standin)
+    run = request_update(store, origin="cli", enqueue=False)
+    assert claim(run.pk)
+    Run.objects.filter(pk=run.pk).update(
+        heartbeat_at=timezone.now() - timedelta(minutes=silent_for)
+    )
+    assert expire_stale_runs(store) == int(expired)
+    assert Run.objects.get(pk=run.pk).status == (RunStatus.FAILED if expired else RunStatus.RUNNING)
+
+
+def test_a_run_whose_watermark_cannot_be_recorded_is_not_shown_as_succeeded(
+    store, standin, monkeypatch, small_pages
+):
+    # R4: the outcome and the watermark commit together. A success recorded without
+    # its watermark would tell the admin the store is up to date when the next run
+    # will read it all again (or worse, the other way round).
+    connect(store, standin)
+    make_items(store, [(f"HB-{i:02d}", 0, "1.00") for i in range(5)])
+    standin.load(erp_rows(5))
+    update = QuerySet.update
+
+    def connection_update_fails(queryset: QuerySet[Any], **values: Any) -> int:
+        if queryset.model is Connection and "watermark" in values:
+            raise DatabaseError("the connection was lost")
+        return update(queryset, **values)
+
+    monkeypatch.setattr(QuerySet, "update", connection_update_fails)
+    run = execute_run(request_update(store, origin="cli", enqueue=False).pk)
+    assert run.status == RunStatus.FAILED
+    assert Connection.objects.get(store=store).watermark is None
