@@ -302,3 +302,24 @@ def test_an_erp_page_waits_for_a_csv_import_of_the_same_store_and_neither_fails(
         assert (item.stock, item.wholesale_price) == (3, Decimal("3.00"))
         steps = list(item.changes.order_by("pk").values_list("source", "old_stock", "new_stock"))
         assert steps == [(ChangeSource.CSV, 1, 2), (ChangeSource.ERP, 2, 3)]
+
+
+def test_an_item_with_unreadable_stock_is_reported_and_the_rest_of_its_page_applied(store, standin):
+    # R7: one unreadable value skips that item only; the page is not failed on it
+    # (a run would fail the same way every time, and the watermark never move).
+    make_items(store, [("Azúcar 1kg", 1, "10.00"), ("YER-0001", 1, "10.00")])
+    connect(store, standin)
+    run = running_run(store)
+    page = [
+        ErpItem("AZÚCAR 1KG", None, Decimal("5.00"), "ARS", True, NOW, stock_raw="muchos"),
+        ErpItem(" yer-0001 ", Decimal("12.000"), Decimal("1234.56"), "ARS", True, NOW),
+    ]
+    Applier(run, store).apply(page, FeedStats())
+    run.refresh_from_db()
+    assert (run.invalid, run.stock_changed, run.price_changed) == (1, 1, 1)
+    [issue] = RunIssue.objects.filter(run=run)
+    assert issue.code == "AZÚCAR 1KG" and "«muchos»" in issue.reason
+    sugar = Item.objects.get(store=store, sku="Azúcar 1kg")
+    assert (sugar.stock, sugar.wholesale_price) == (1, Decimal("10.00"))
+    yerba = Item.objects.get(store=store, sku="YER-0001")
+    assert (yerba.stock, yerba.wholesale_price) == (12, Decimal("1234.56"))

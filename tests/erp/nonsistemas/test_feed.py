@@ -70,6 +70,9 @@ def test_reads_every_item_once_on_a_quiet_catalog_and_sets_the_watermark():
     assert sorted(i.code for i in got) == sorted(i.code for i in api.items)
     assert len(got) == 47  # nothing yielded twice
     assert reader.next_watermark == NOW - WATERMARK_LAG
+    # R1: no second holds more than a page, so every request is the first page of
+    # `desde=cursor`, the cursor moving to each page's last `modificado`.
+    assert {pagina for _, pagina, _ in api.asked} == {1}
 
 
 def test_a_group_larger_than_a_page_is_read_whole_without_duplicates():
@@ -296,3 +299,13 @@ def test_a_change_that_commits_90_s_after_its_time_is_read_by_the_next_run(serve
         FakeApi([*visible, late]), first.next_watermark, FeedStats(), page_size=10
     )
     assert "LATE" in {i.code for batch in second for i in batch}
+
+
+def test_a_watermark_with_a_fraction_of_a_second_reads_the_items_of_its_second():
+    # `modificado` has whole seconds: a cursor between two would make the items of
+    # its own second look older than asked for, and stop the run as absurd.
+    second = item("R0", 10).modified
+    assert second is not None
+    api = FakeApi([item(f"R{i}", 10) for i in range(3)] + [item("S0", 20)])
+    reader = ChangeReader(api, second + timedelta(milliseconds=600), FeedStats(), page_size=10)
+    assert sorted(i.code for batch in reader for i in batch) == ["R0", "R1", "R2", "S0"]
