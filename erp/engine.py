@@ -95,9 +95,9 @@ DECLARED_DEAD = "La actualización quedó sin señales de vida y se dio por inte
 def heartbeat(run_id: int) -> Callable[[], None]:
     """What a feed calls before each request to its ERP: the run's sign of life.
 
-    Without it only an applied batch would beat, and a live run re-reading slow
-    pages (retries, a re-read bulk second) could be declared dead by
-    `expire_stale_runs`. Conditional on the run still running: a run declared dead
+    Without it only an applied batch would beat, and a live run reading slow pages
+    that bring nothing new (a re-read bulk second, pages retried) could be declared
+    dead by `expire_stale_runs`. Conditional on the run still running: a run declared dead
     meanwhile learns it here and stops, before asking the ERP for anything else.
     """
 
