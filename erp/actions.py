@@ -177,9 +177,12 @@ def save_settings(
             if running is not None:
                 raise ServerChangeWhileRunning(running)
             # The watermark is a moment on the old instance's clock: for another
-            # instance the next update must read everything.
+            # instance the next update must read everything. The check above races
+            # with a run being claimed (and the CLI's runs); the new generation is
+            # what keeps such a run from moving the new server's watermark.
             connection.watermark = None
             connection.erp_clock_offset = None
+            connection.generation += 1
         if ca_cert_pem is None and not created and connection.kind != kind:
             ca_cert_pem = ""
         if (

@@ -86,6 +86,28 @@ def expire_stale_runs(store: Store) -> int:
     )
 
 
+DECLARED_DEAD = "La actualización quedó sin señales de vida y se dio por interrumpida."
+
+
+def heartbeat(run_id: int) -> Callable[[], None]:
+    """What a feed calls before each request to its ERP: the run's sign of life.
+
+    Without it only an applied batch would beat, and a live run reading slow pages
+    that bring nothing new (a re-read bulk second, pages retried) could be declared
+    dead by `expire_stale_runs`. Conditional on the run still running: a run declared dead
+    meanwhile learns it here and stops, before asking the ERP for anything else.
+    """
+
+    def beat() -> None:
+        alive = Run.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(
+            heartbeat_at=timezone.now()
+        )
+        if not alive:
+            raise ErpError(ErrorCode.INTERRUPTED, DECLARED_DEAD)
+
+    return beat
+
+
 def active_run(store: Store) -> Run | None:
     return Run.objects.filter(store=store, status__in=ACTIVE_STATUSES).first()
 
@@ -170,8 +192,11 @@ def execute_run(run_id: int, *, progress: Progress | None = None) -> Run:
             )
         connection = Connection.objects.get(store=store)
         since = None if run.full else connection.watermark
-        Run.objects.filter(pk=run.pk).update(desde=since)
+        Run.objects.filter(pk=run.pk).update(
+            desde=since, connection_generation=connection.generation
+        )
         run.desde = since
+        run.connection_generation = connection.generation
         source = registry.source_for(connection)
         try:
             feed = source.feed(
@@ -179,6 +204,7 @@ def execute_run(run_id: int, *, progress: Progress | None = None) -> Run:
                 # Also for a full run: it starts at the beginning, so a jump moves
                 # nothing, but an answer without the time keeps this baseline.
                 previous_clock_offset=connection.erp_clock_offset,
+                heartbeat=heartbeat(run.pk),
             )
             stats = feed.stats
             applier = Applier(run, store)
@@ -186,7 +212,13 @@ def execute_run(run_id: int, *, progress: Progress | None = None) -> Run:
                 applier.apply(batch, stats)
                 if progress is not None:
                     progress(run, stats)
-            _finish(run, stats, next_watermark=feed.next_watermark, clock_offset=feed.clock_offset)
+            _finish(
+                run,
+                stats,
+                connection=connection,
+                next_watermark=feed.next_watermark,
+                clock_offset=feed.clock_offset,
+            )
         finally:
             source.close()
     except ErpError as e:
@@ -217,7 +249,12 @@ STATS_FIELDS = ["pages", "requests", "retries", "relogins", "reread"]
 
 
 def _finish(
-    run: Run, stats: FeedStats, *, next_watermark: datetime | None, clock_offset: float | None
+    run: Run,
+    stats: FeedStats,
+    *,
+    connection: Connection,
+    next_watermark: datetime | None,
+    clock_offset: float | None,
 ) -> None:
     _copy_stats(run, stats)
     needs_attention = run.ambiguous or run.invalid or run.price_rejected
@@ -235,9 +272,12 @@ def _finish(
             # Declared dead (no heartbeat) while it was finishing: the watermark
             # stays, the next run re-reads; nothing is lost.
             return
-        Connection.objects.filter(store=run.store).update(
-            watermark=next_watermark, erp_clock_offset=clock_offset
-        )
+        # Only the connection this run read, and only if its server did not change
+        # meanwhile (`generation`): a watermark is a moment on one instance's clock,
+        # and another instance's next run must not start from it.
+        Connection.objects.filter(
+            pk=connection.pk, store=run.store, generation=connection.generation
+        ).update(watermark=next_watermark, erp_clock_offset=clock_offset)
 
 
 def _fail(run: Run, stats: FeedStats, code: str, message: str) -> None:
@@ -338,10 +378,7 @@ class Applier:
             )
             if not alive:
                 transaction.set_rollback(True)
-                raise ErpError(
-                    ErrorCode.INTERRUPTED,
-                    "La actualización quedó sin señales de vida y se dio por interrumpida.",
-                )
+                raise ErpError(ErrorCode.INTERRUPTED, DECLARED_DEAD)
 
     def _store_items(self, keys: Iterable[str]) -> dict[str, list[StoreRow]]:
         by_key: dict[str, list[StoreRow]] = defaultdict(list)

@@ -51,6 +51,10 @@ class Connection(models.Model):
     last_check_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_check_ok = models.BooleanField(null=True, blank=True, editable=False)
     last_check_message = models.TextField(blank=True, default="", editable=False)
+    # Bumped whenever the server changes (ERP or URL). A run records the one it
+    # read, and its outcome moves the watermark only if it still holds: a run of the
+    # old server ending after the change must not hand its watermark to the new one.
+    generation = models.PositiveIntegerField(default=1, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -119,6 +123,8 @@ class Run(models.Model):
     # What was asked (None: everything) and the watermark the connection takes on success.
     desde = models.DateTimeField(null=True, blank=True)
     next_watermark = models.DateTimeField(null=True, blank=True)
+    # The connection's `generation` this run read its settings (and watermark) from.
+    connection_generation = models.PositiveIntegerField(null=True, blank=True)
 
     received = models.PositiveIntegerField(default=0)
     matched = models.PositiveIntegerField(default=0)

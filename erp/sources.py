@@ -7,7 +7,7 @@ the last batch tells the watermark the next incremental run should start from.
 Everything about the ERP's wire format, paging and clocks stays behind it.
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -65,10 +65,18 @@ class ErpSource(Protocol):
         """Try the connection without changing anything; raise ErpError naming the problem."""
         ...
 
-    def feed(self, since: datetime | None, *, previous_clock_offset: float | None = None) -> Feed:
+    def feed(
+        self,
+        since: datetime | None,
+        *,
+        previous_clock_offset: float | None = None,
+        heartbeat: Callable[[], None] | None = None,
+    ) -> Feed:
         """Items changed at or after `since` (every item when None).
 
-        `previous_clock_offset` is the last successful run's `Feed.clock_offset`."""
+        `previous_clock_offset` is the last successful run's `Feed.clock_offset`.
+        `heartbeat` is called before each request to the ERP; it raises ErpError
+        when the run was declared dead, and the feed lets that end it."""
         ...
 
     def close(self) -> None: ...

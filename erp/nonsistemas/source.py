@@ -1,6 +1,7 @@
 """NonSistemas as an `ErpSource`: verify a connection, open a change feed."""
 
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -30,6 +31,7 @@ class NonSistemasSource:
         self._credentials = (url, username, password)
         self._ca_cert_pem = ca_cert_pem
         self.client: NonSistemasClient | None = None
+        self._heartbeat: Callable[[], None] | None = None
 
     @sensitive_variables()
     def _new_client(self, **options: Any) -> NonSistemasClient:
@@ -50,7 +52,14 @@ class NonSistemasSource:
             client.login()
         return Verification(product="NonSistemas", version=version)
 
-    def feed(self, since: datetime | None, *, previous_clock_offset: float | None = None) -> Feed:
+    def feed(
+        self,
+        since: datetime | None,
+        *,
+        previous_clock_offset: float | None = None,
+        heartbeat: Callable[[], None] | None = None,
+    ) -> Feed:
+        self._heartbeat = heartbeat
         # No new request of a run starts past its deadline: a run cannot hang a worker.
         self.client = self._new_client(run_deadline=time.monotonic() + settings.VXM_ERP_RUN_SECONDS)
         stats: FeedStats = self.client.stats
@@ -78,6 +87,10 @@ class NonSistemasSource:
         # The feed's generator frames cannot be decorated (the decorator's frame is
         # gone once it has returned the generator): each page fetch is, instead.
         assert self.client is not None
+        # Every page request beats (retries and re-logins inside one are bounded by
+        # the client's request deadline, far below the stale-run threshold).
+        if self._heartbeat is not None:
+            self._heartbeat()
         return self.client.stock_page(**kwargs)
 
     def close(self) -> None:

@@ -164,7 +164,11 @@ def parse_timestamp(value: object) -> datetime | None:
     """An ISO-8601 timestamp as an aware datetime; None when missing or unreadable.
 
     The contract always sends an offset; a value without one is read in the
-    instance's zone, as the instance itself reads `desde`.
+    instance's zone, as the instance itself reads `desde`. Fractions of a second
+    are dropped (a floor: `microsecond` is never negative): the contract's times
+    are whole seconds, and the reader pages by second. An instance that stamps
+    milliseconds would otherwise return, for `desde` floored to the second, items
+    "older" than the cursor, and every run would stop as absurd.
     """
     if not isinstance(value, str) or len(value) > _MAX_SCALAR_TEXT:
         return None
@@ -174,7 +178,7 @@ def parse_timestamp(value: object) -> datetime | None:
         return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=ERP_TZ)
-    return moment
+    return moment.replace(microsecond=0)
 
 
 def _parse_active(value: object) -> bool:

@@ -9,18 +9,30 @@ import sys
 import threading
 import time
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
 from django.contrib.auth import get_user_model
+from django.db import DatabaseError
 from django.db import connection as db_connection
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from catalog.models import Item, ItemChange
-from erp.engine import UpdateAlreadyRunning, claim, execute_run, request_update
-from erp.models import Run, RunStatus
+from erp.engine import (
+    Applier,
+    UpdateAlreadyRunning,
+    claim,
+    execute_run,
+    expire_stale_runs,
+    request_update,
+)
+from erp.errors import ErpError
+from erp.models import Connection, Run, RunIssue, RunStatus
+from erp.sources import ErpItem, FeedStats
 from nonsistemas_standin import Fault
 from stores.models import Membership
 from tests.conftest import ERP_PASSWORD, ERP_USER
@@ -120,7 +132,15 @@ def _database_for_subprocess(tmp_path: Path) -> tuple[str, Any]:
     return f"{base}/{name}", query
 
 
-def test_worker_killed_mid_run_leaves_whole_pages_and_the_next_run_converges(tmp_path, standin):
+Vxm = Any  # (*args, stdin=None, check=True) -> CompletedProcess
+
+
+def _store_for_a_worker(
+    tmp_path: Path, standin: Any, **env_extra: str
+) -> tuple[dict[str, str], Vxm, Any]:
+    """A store "k" of 30 items in a database of its own, connected to the stand-in
+    (which has the same 30 items with stock): the environment to run `vxm` in, a
+    function running it, and one querying that database."""
     database_url, query = _database_for_subprocess(tmp_path)
     env = {
         **os.environ,
@@ -128,6 +148,7 @@ def test_worker_killed_mid_run_leaves_whole_pages_and_the_next_run_converges(tmp
         "VXM_ALLOW_LOCAL_ERP": "1",
         "VXM_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
         "VXM_NONSISTEMAS_PAGE_SIZE": "10",
+        **env_extra,
     }
 
     def vxm(
@@ -169,6 +190,11 @@ def test_worker_killed_mid_run_leaves_whole_pages_and_the_next_run_converges(tmp
             for i in range(30)
         ]
     )
+    return env, vxm, query
+
+
+def test_worker_killed_mid_run_leaves_whole_pages_and_the_next_run_converges(tmp_path, standin):
+    env, vxm, query = _store_for_a_worker(tmp_path, standin)
     # Page 2 hangs, so the worker is killed with page 1 written and page 2 not.
     standin.inject(Fault("delay", delay=60, after_requests=1))
     worker = subprocess.Popen(
@@ -205,3 +231,214 @@ def test_worker_killed_mid_run_leaves_whole_pages_and_the_next_run_converges(tmp
     ]
     assert query("SELECT COUNT(*) FROM catalog_item WHERE stock > 0") == [(30,)]
     assert ItemChange.objects.count() == 0  # the test database was never touched
+
+
+def declare_dead(run_id: int) -> None:
+    """What another process does when this run's heartbeat is 10 minutes old."""
+    run = Run.objects.get(pk=run_id)
+    Run.objects.filter(pk=run_id).update(heartbeat_at=timezone.now() - timedelta(minutes=11))
+    assert expire_stale_runs(run.store) == 1
+
+
+def erp_rows(n: int) -> list[dict[str, Any]]:
+    return [
+        {"codigo": f"HB-{i:02d}", "stock": f"{i + 1}.000", "precio_mayorista": "9.99"}
+        for i in range(n)
+    ]
+
+
+def stock_requests(standin: Any) -> int:
+    return sum(1 for r in standin.requests() if r["path"] == "/api/stock")
+
+
+@pytest.fixture
+def small_pages(settings: Any) -> None:
+    settings.VXM_NONSISTEMAS_PAGE_SIZE = 10
+
+
+def test_a_live_run_reading_slow_pages_keeps_its_heartbeat_and_is_not_declared_dead(
+    store, standin, small_pages
+):
+    connect(store, standin)
+    make_items(store, [(f"HB-{i:02d}", 0, "1.00") for i in range(25)])
+    standin.load(erp_rows(25))
+    run = request_update(store, origin="cli", enqueue=False)
+    slow_from: list[Any] = []
+
+    def then_pages_get_slow(run: Run, stats: Any) -> None:
+        if run.received == 10:
+            # As if the ERP had kept it waiting for 11 minutes since this batch...
+            now = timezone.now()
+            Run.objects.filter(pk=run.pk).update(heartbeat_at=now - timedelta(minutes=11))
+            slow_from.append(now)
+            # ...and the next page is slow too.
+            standin.inject(Fault("delay", delay=5))
+
+    outcome: list[Run] = []
+
+    def work() -> None:
+        try:
+            outcome.append(execute_run(run.pk, progress=then_pages_get_slow))
+        finally:
+            db_connection.close()
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            row = Run.objects.get(pk=run.pk)
+            if slow_from and row.heartbeat_at is not None and row.heartbeat_at >= slow_from[0]:
+                break
+            assert row.received <= 10, "no sign of life while the slow page was being read"
+            assert time.monotonic() < deadline, "the run never got to its slow page"
+            time.sleep(0.01)  # polling the database for the state we wait for
+        # The slow page is being read and no batch was applied since: still alive.
+        assert row.received == 10
+        assert expire_stale_runs(store) == 0
+    finally:
+        worker.join()
+    assert outcome[0].status == RunStatus.SUCCEEDED, outcome[0].error_message
+    assert Item.objects.filter(store=store, stock__gt=0).count() == 25
+
+
+def test_a_run_declared_dead_stops_before_asking_the_erp_for_more(store, standin, small_pages):
+    connect(store, standin)
+    make_items(store, [(f"HB-{i:02d}", 0, "1.00") for i in range(25)])
+    standin.load(erp_rows(25))
+    run = request_update(store, origin="cli", enqueue=False)
+
+    def dies_after_the_first_batch(run: Run, stats: Any) -> None:
+        if run.received == 10:
+            declare_dead(run.pk)
+
+    run = execute_run(run.pk, progress=dies_after_the_first_batch)
+    assert (run.status, run.error_code) == (RunStatus.FAILED, "interrupted")
+    assert stock_requests(standin) == 1  # nothing more asked once it was declared dead
+    assert Item.objects.filter(store=store, stock__gt=0).count() == 10
+    assert Connection.objects.get(store=store).watermark is None
+
+
+def test_a_run_declared_dead_writes_no_more_pages(store, standin):
+    connect(store, standin)
+    make_items(store, [("HB-00", 0, "1.00")])
+    run = request_update(store, origin="cli", enqueue=False)
+    assert claim(run.pk)
+    declare_dead(run.pk)
+    page = [
+        ErpItem("HB-00", Decimal(5), Decimal("2.00"), "ARS", True, timezone.now()),
+        ErpItem("NO-SUCH", Decimal(5), Decimal("2.00"), "ARS", True, timezone.now()),
+    ]
+    with pytest.raises(ErpError) as e:
+        Applier(Run.objects.get(pk=run.pk), store).apply(page, FeedStats())
+    assert e.value.code == "interrupted"
+    item = Item.objects.get(store=store, sku="HB-00")
+    assert (item.stock, item.wholesale_price) == (0, Decimal("1.00"))
+    assert not ItemChange.objects.exists()
+    assert not RunIssue.objects.exists()
+    assert Run.objects.get(pk=run.pk).received == 0
+
+
+def test_a_run_declared_dead_as_it_finishes_does_not_move_the_watermark(
+    store, standin, small_pages
+):
+    connect(store, standin)
+    make_items(store, [(f"HB-{i:02d}", 0, "1.00") for i in range(25)])
+    standin.load(erp_rows(25))
+    assert execute_run(request_update(store, origin="cli", enqueue=False).pk).status == (
+        RunStatus.SUCCEEDED
+    )
+    watermark = Connection.objects.get(store=store).watermark
+    assert watermark is not None
+    standin.advance(3600)
+    standin.edit([{"codigo": f"HB-{i:02d}", "stock": "50"} for i in range(25)])
+    run = request_update(store, origin="cli", enqueue=False)
+
+    def dies_after_the_last_batch(run: Run, stats: Any) -> None:
+        if run.received == 25:
+            declare_dead(run.pk)
+
+    run = execute_run(run.pk, progress=dies_after_the_last_batch)
+    assert (run.status, run.error_code) == (RunStatus.FAILED, "interrupted")
+    assert Connection.objects.get(store=store).watermark == watermark
+
+
+def test_worker_killed_between_a_pages_items_and_their_history_leaves_neither(tmp_path, standin):
+    if not os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
+        pytest.skip("another connection can hold the history table only on PostgreSQL")
+    import psycopg
+
+    # The server checks every 50 ms that the worker is still there, as it notices a
+    # closed connection on its own only at the next command.
+    env, _, query = _store_for_a_worker(
+        tmp_path, standin, PGOPTIONS="-c client_connection_check_interval=50"
+    )
+    with psycopg.connect(env["DATABASE_URL"]) as blocker:
+        # The first page's history INSERT waits for this, after its items' UPDATE.
+        blocker.execute("LOCK TABLE catalog_itemchange IN EXCLUSIVE MODE")
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "vxm", "erp", "sync", "k"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        waiting = (
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO \"catalog_itemchange\"%%'"
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while not (backend := query(waiting)):
+                assert worker.poll() is None, "the worker ended before it could be killed"
+                assert time.monotonic() < deadline, "the worker never wrote its first page"
+                time.sleep(0.05)  # polling the database for the state we wait for
+        finally:
+            worker.send_signal(signal.SIGKILL)
+            worker.wait()
+        [(pid,)] = backend
+        deadline = time.monotonic() + 60
+        while query(f"SELECT 1 FROM pg_stat_activity WHERE pid = {int(pid)}"):
+            assert time.monotonic() < deadline, "the server never noticed the worker died"
+            time.sleep(0.05)  # polling the database for the state we wait for
+        blocker.rollback()
+
+    # Items and history agree: the page's UPDATE went with its transaction.
+    assert query("SELECT COUNT(*) FROM catalog_item WHERE stock > 0") == [(0,)]
+    assert query("SELECT COUNT(*) FROM catalog_itemchange WHERE source = 'erp'") == [(0,)]
+    assert query("SELECT status, received FROM erp_run") == [("running", 0)]
+
+
+@pytest.mark.parametrize(("silent_for", "expired"), [(9, False), (11, True)])
+def test_a_run_is_declared_dead_only_after_ten_minutes_without_a_heartbeat(
+    store, standin, silent_for, expired
+):
+    connect(store, standin)
+    run = request_update(store, origin="cli", enqueue=False)
+    assert claim(run.pk)
+    Run.objects.filter(pk=run.pk).update(
+        heartbeat_at=timezone.now() - timedelta(minutes=silent_for)
+    )
+    assert expire_stale_runs(store) == int(expired)
+    assert Run.objects.get(pk=run.pk).status == (RunStatus.FAILED if expired else RunStatus.RUNNING)
+
+
+def test_a_run_whose_watermark_cannot_be_recorded_is_not_shown_as_succeeded(
+    store, standin, monkeypatch, small_pages
+):
+    # R4: the outcome and the watermark commit together. A success recorded without
+    # its watermark would tell the admin the store is up to date when the next run
+    # will read it all again (or worse, the other way round).
+    connect(store, standin)
+    make_items(store, [(f"HB-{i:02d}", 0, "1.00") for i in range(5)])
+    standin.load(erp_rows(5))
+    update = QuerySet.update
+
+    def connection_update_fails(queryset: QuerySet[Any], **values: Any) -> int:
+        if queryset.model is Connection and "watermark" in values:
+            raise DatabaseError("the connection was lost")
+        return update(queryset, **values)
+
+    monkeypatch.setattr(QuerySet, "update", connection_update_fails)
+    run = execute_run(request_update(store, origin="cli", enqueue=False).pk)
+    assert run.status == RunStatus.FAILED
+    assert Connection.objects.get(store=store).watermark is None

@@ -20,7 +20,7 @@ from django.test import Client
 from django.urls import reverse
 from django.views.debug import ExceptionReporter
 
-from erp import secrets
+from erp import actions, secrets
 from erp.errors import ErrorCode
 from erp.models import Connection, RunStatus
 from stores.models import Membership, Store
@@ -266,3 +266,38 @@ def test_a_crash_while_reading_the_keys_hides_them(settings, monkeypatch):
             raise
     assert "_fernet" in html and "explode" in html
     assert key not in html
+
+
+@pytest.mark.parametrize(
+    "new_url",
+    [
+        lambda url: url.replace("127.0.0.1", "localhost"),  # another host
+        lambda url: url.rsplit(":", 1)[0] + ":1",  # another port
+        lambda url: url.replace("http://", "https://"),  # another scheme
+    ],
+    ids=["host", "port", "scheme"],
+)
+def test_saving_another_server_without_the_password_is_refused_by_the_action_itself(
+    store, standin, new_url
+):
+    # The form checks it too; the action re-checks because it guards the stored
+    # password: a caller that skipped the form (the CLI, a future API) must not
+    # send the old server's password to a new one.
+    connection = connect(store, standin)
+    before = (connection.url, connection.password_encrypted)
+    with pytest.raises(ValueError):
+        actions.save_settings(
+            store,
+            kind="nonsistemas",
+            url=new_url(standin.url),
+            username="api-ventas",
+            password=None,
+        )
+    connection.refresh_from_db()
+    assert (connection.url, connection.password_encrypted) == before
+    # The same server under another path keeps the stored password.
+    actions.save_settings(
+        store, kind="nonsistemas", url=standin.url + "/ns", username="api-ventas", password=None
+    )
+    connection.refresh_from_db()
+    assert connection.url == standin.url + "/ns" and connection.get_password() == ERP_PASSWORD

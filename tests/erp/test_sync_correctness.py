@@ -13,10 +13,12 @@ from typing import Any
 import pytest
 
 from catalog.models import Item
+from erp import actions
+from erp.engine import execute_run, request_update
 from erp.models import Connection, RunStatus
 from erp.nonsistemas.client import NonSistemasClient
 from erp.url_guard import guarded_transport
-from nonsistemas_standin import Fault
+from nonsistemas_standin import Fault, Standin
 from tests.conftest import ERP_PASSWORD, ERP_USER
 from tests.erp.sync_helpers import assert_catalog_matches, connect, make_items, sync
 
@@ -281,4 +283,92 @@ def test_erp_clock_moving_back_between_runs_does_not_lose_the_edits_made_meanwhi
     standin.edit([{"codigo": "SKU-007", "stock": "777"}])
     sync(store)
     assert Item.objects.get(store=store, sku="SKU-007").stock == 777
+    assert_catalog_matches(store, standin.items(), before)
+
+
+def test_a_run_of_the_old_server_ending_after_the_url_changed_leaves_the_new_one_unsynced(
+    store, standin, monkeypatch
+):
+    store_with(store, 25)
+    connect(store, standin)
+    standin.load(erp_rows(25))
+    with Standin.start(port=0, user=ERP_USER, password=ERP_PASSWORD) as new_server:
+        new_server.load(erp_rows(25, price=700))
+        changed: list[bool] = []
+
+        def url_changes_mid_run(run: Any, stats: Any) -> None:
+            if changed:
+                return
+            changed.append(True)
+            # save_settings' check for a running update races with a run being
+            # claimed (and `vxm erp sync`): here it did not see this one.
+            monkeypatch.setattr(actions, "active_run", lambda store: None)
+            actions.save_settings(
+                store,
+                kind="nonsistemas",
+                url=new_server.url,
+                username=ERP_USER,
+                password=ERP_PASSWORD,
+            )
+
+        run = request_update(store, origin="cli", enqueue=False)
+        run = execute_run(run.pk, progress=url_changes_mid_run)
+        assert changed and run.status == RunStatus.SUCCEEDED, run.error_message
+        connection = Connection.objects.get(store=store)
+        assert connection.url == new_server.url
+        # The old instance's watermark (and clock) is not the new one's.
+        assert (connection.watermark, connection.erp_clock_offset) == (None, None)
+        # So the next update reads the new server from the start.
+        new_server.clear_requests()
+        assert sync(store).status == RunStatus.SUCCEEDED
+        stock_requests = [r for r in new_server.requests() if r["path"] == "/api/stock"]
+        assert stock_requests and "desde" not in stock_requests[0]["query"]
+        assert Item.objects.get(store=store, sku="SKU-000").wholesale_price == Decimal("700.00")
+
+
+def test_more_items_leaving_a_bulk_second_than_the_overlap_are_not_skipped(store, standin):
+    # R2's check: 35 items share one second (pages of 10, an overlap of 2), and
+    # three items just read on page 1 are edited right after it. The items behind
+    # them shift three places forward, past what the overlap re-reads: a page that
+    # does not start with an item already read is refused and read again from
+    # further back. Without the check, SKU-010 is never read, by this run nor any
+    # later one (its second is older than every later watermark).
+    before = store_with(store, 35)
+    connect(store, standin)
+    standin.load(erp_rows(35, same_second=True))
+    standin.edit(
+        [{"codigo": f"SKU-{i:03d}", "stock": f"{900 + i}"} for i in range(3)], after_page=1
+    )
+    run = sync(store)
+    assert run.status == RunStatus.SUCCEEDED, run.error_message
+    assert run.received >= 35
+    assert Item.objects.get(store=store, sku="SKU-010").stock == 20
+    standin.advance(600)
+    sync(store)
+    assert_catalog_matches(store, standin.items(), before)
+
+
+def test_a_change_stamped_88_s_before_the_first_page_and_committed_after_it_is_not_lost(
+    store, standin
+):
+    before = store_with(store, 25)
+    connect(store, standin)
+    standin.load(erp_rows(25))
+    sync(store)
+    standin.advance(600)
+    # Just past a whole second of the instance's clock, so that the edit's
+    # `modificado` is that second and the run's first page is 88 s later.
+    standin.advance(1 - standin.now().microsecond / 1e6 + 0.01)
+    # Stamped now, visible only after the contract's 90 s...
+    standin.edit([{"codigo": "SKU-004", "stock": "444"}], visible_after=90)
+    standin.advance(88)
+    # ...while a later change is visible at once and read by this run.
+    standin.edit([{"codigo": "SKU-020", "stock": "2020"}])
+    sync(store)
+    assert Item.objects.get(store=store, sku="SKU-020").stock == 2020
+    # Not visible yet when the first page was computed (88 s after its time).
+    assert Item.objects.get(store=store, sku="SKU-004").stock == 14
+    standin.advance(120)
+    sync(store)
+    assert Item.objects.get(store=store, sku="SKU-004").stock == 444
     assert_catalog_matches(store, standin.items(), before)

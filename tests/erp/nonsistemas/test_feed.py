@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from erp.errors import ErpError
+from erp.nonsistemas import wire
 from erp.nonsistemas.feed import WATERMARK_LAG, ChangeReader, page_for_offset
 from erp.nonsistemas.wire import StockPage
 from erp.sources import ErpItem, FeedStats
@@ -69,6 +70,9 @@ def test_reads_every_item_once_on_a_quiet_catalog_and_sets_the_watermark():
     assert sorted(i.code for i in got) == sorted(i.code for i in api.items)
     assert len(got) == 47  # nothing yielded twice
     assert reader.next_watermark == NOW - WATERMARK_LAG
+    # R1: no second holds more than a page, so every request is the first page of
+    # `desde=cursor`, the cursor moving to each page's last `modificado`.
+    assert {pagina for _, pagina, _ in api.asked} == {1}
 
 
 def test_a_group_larger_than_a_page_is_read_whole_without_duplicates():
@@ -216,3 +220,92 @@ def test_a_clock_that_moved_back_is_remembered_across_a_run_whose_first_page_had
     )
     read |= {i.code for batch in second for i in batch}
     assert "LATE" in read
+
+
+class MillisecondApi:
+    """An instance that stamps `modificado` and `hora_servidor` with milliseconds,
+    answering through the real wire parser (JSON bodies, `desde` as the wire sends
+    it), with a bulk edit's items spread over one second's milliseconds."""
+
+    def __init__(self, rows: dict[str, datetime]) -> None:
+        self.rows = dict(rows)  # codigo -> modificado, to the millisecond
+        self.now = NOW + timedelta(milliseconds=437)
+        self.after_page: dict[int, list[str]] = {}
+        self.served = 0
+
+    def edit(self, codes: list[str]) -> None:
+        self.now += timedelta(seconds=1, milliseconds=123)
+        for step, code in enumerate(codes):
+            self.rows[code] = self.now + timedelta(milliseconds=step)
+
+    def __call__(self, *, desde: datetime | None, pagina: int, por_pagina: int) -> StockPage:
+        params = wire.stock_params(desde=desde, pagina=pagina, por_pagina=por_pagina)
+        since = datetime.fromisoformat(params["desde"]) if "desde" in params else None
+        order = sorted(
+            (moment, code) for code, moment in self.rows.items() if since is None or moment >= since
+        )
+        start = (pagina - 1) * por_pagina
+        body = {
+            "pagina": pagina,
+            "por_pagina": por_pagina,
+            "total_items": len(order),
+            "total_paginas": -(-len(order) // por_pagina),
+            "hora_servidor": self.now.isoformat(timespec="milliseconds"),
+            "items": [
+                {
+                    "codigo": code,
+                    "stock": "1.000",
+                    "precio_mayorista": "1.00",
+                    "modificado": moment.isoformat(timespec="milliseconds"),
+                }
+                for moment, code in order[start : start + por_pagina]
+            ],
+        }
+        self.served += 1
+        self.edit(self.after_page.pop(self.served, []))
+        return wire.parse_stock_page(body)
+
+
+def test_an_instance_stamping_milliseconds_is_read_whole_with_a_bulk_second_leaving_mid_read():
+    bulk = NOW - timedelta(hours=1)
+    rows = {f"M{i:02d}": bulk + timedelta(milliseconds=20 * i) for i in range(35)}
+    rows |= {f"P{i:02d}": bulk + timedelta(seconds=1 + i, milliseconds=999) for i in range(12)}
+    api = MillisecondApi(rows)
+    # Three items read on page 1 are edited right after it (R2 with milliseconds).
+    api.after_page[1] = ["M00", "M01", "M02"]
+    reader = ChangeReader(api, bulk - timedelta(minutes=5), FeedStats(), page_size=10)
+    got = {i.code for batch in reader for i in batch}
+    assert got == set(api.rows)
+    assert reader.next_watermark is not None
+    assert reader.next_watermark.microsecond == 0
+    # The watermark is the first page's time, floored, minus the lag.
+    assert reader.next_watermark == NOW - WATERMARK_LAG
+
+
+@pytest.mark.parametrize("servers_apart", [0, 80])
+def test_a_change_that_commits_90_s_after_its_time_is_read_by_the_next_run(servers_apart):
+    # The contract's worst case: a change stamped at second S - 90 (its real moment
+    # a hair before S - 89, truncated to the second) commits just after the first
+    # page said S. This run cannot see it; the next one, from the watermark, must.
+    # With `servers_apart`, the page's time comes from an app server of the instance
+    # whose clock is that many seconds ahead of the one that stamped the change:
+    # the watermark's margin absorbs it.
+    stamped = NOW - timedelta(seconds=90 + servers_apart)
+    late = ErpItem("LATE", Decimal(1), Decimal("1.00"), "ARS", True, stamped)
+    visible = [item(f"Q{i:02d}", 3570 + i) for i in range(25)]  # the last 30 s
+    first = ChangeReader(FakeApi(visible), NOW - timedelta(minutes=10), FeedStats(), page_size=10)
+    assert "LATE" not in {i.code for batch in first for i in batch}
+    second = ChangeReader(
+        FakeApi([*visible, late]), first.next_watermark, FeedStats(), page_size=10
+    )
+    assert "LATE" in {i.code for batch in second for i in batch}
+
+
+def test_a_watermark_with_a_fraction_of_a_second_reads_the_items_of_its_second():
+    # `modificado` has whole seconds: a cursor between two would make the items of
+    # its own second look older than asked for, and stop the run as absurd.
+    second = item("R0", 10).modified
+    assert second is not None
+    api = FakeApi([item(f"R{i}", 10) for i in range(3)] + [item("S0", 20)])
+    reader = ChangeReader(api, second + timedelta(milliseconds=600), FeedStats(), page_size=10)
+    assert sorted(i.code for batch in reader for i in batch) == ["R0", "R1", "R2", "S0"]

@@ -87,6 +87,13 @@ def test_parse_timestamp_accepts_z_and_other_offsets() -> None:
     )
 
 
+def test_parse_timestamp_floors_milliseconds_to_the_second() -> None:
+    # An instance stamping milliseconds: the reader pages by whole seconds.
+    assert wire.parse_timestamp("2026-11-20T14:03:11.999-03:00") == datetime(
+        2026, 11, 20, 14, 3, 11, tzinfo=ART
+    )
+
+
 def test_parse_timestamp_without_offset_is_instance_local_time() -> None:
     moment = wire.parse_timestamp("2026-11-20T14:03:11")
     assert moment == datetime(2026, 11, 20, 17, 3, 11, tzinfo=UTC)
