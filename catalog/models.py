@@ -39,8 +39,17 @@ def sku_key(sku: str) -> str:
     the same key are ambiguous: the ERP updates neither, a CSV row must spell one
     exactly. casefold() can triple a character's length ("ﬄ" -> "ffl", "ß" -> "ss"),
     hence a column three times the SKU's length.
+
+    Accented letters have two spellings in Unicode: "é" as one character, or "e"
+    followed by a combining accent (as files saved on a Mac and some ERPs write
+    it). They look the same to everyone, so they are one key: the key is in the
+    composed form (NFC) of the case-folded decomposition, Unicode's canonical
+    caseless match. ASCII, nearly every SKU, skips that work.
     """
-    return sku.strip().casefold()
+    key = sku.strip().casefold()
+    if key.isascii():
+        return key
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFD", key).casefold())
 
 
 class _DropMarks(dict[int, int | None]):

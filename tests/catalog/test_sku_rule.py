@@ -285,3 +285,62 @@ def test_a_background_import_report_keeps_its_skipped_rows(
     assert ImportReport.from_json(report.to_json()) == report
     old = {k: v for k, v in report.to_json().items() if k not in ("skipped", "ambiguous")}
     assert ImportReport.from_json(old).skipped == []
+
+
+# ----- one key for the two Unicode spellings of an accented letter ----------------------
+
+COMPOSED = "CAFÉ-1"  # É as one character
+DECOMPOSED = "CAFE\u0301-1"  # E followed by a combining acute accent (a Mac's file)
+
+
+def test_a_row_spelling_an_accent_the_other_unicode_way_updates_the_item(
+    store: Store, make_item: MakeItem
+) -> None:
+    make_item(COMPOSED, "Café molido", stock=1, price="10.00")
+
+    report = run(store, HEADER + f"{DECOMPOSED.lower()},Café molido,5,12\n")
+
+    assert (report.created, report.updated, report.ambiguous) == (0, 1, 0)
+    assert stored(store) == {COMPOSED: ("Café molido", 5, Decimal("12.00"))}
+
+
+def test_an_erp_code_spelling_an_accent_the_other_unicode_way_updates_the_item(
+    store: Store, make_item: MakeItem, standin: Any
+) -> None:
+    from tests.erp.sync_helpers import connect, sync
+
+    make_item(DECOMPOSED, "Café molido", stock=1, price="10.00")
+    standin.load(
+        [
+            {
+                "codigo": COMPOSED.lower(),
+                "descripcion": "Café molido",
+                "stock": "7.000",
+                "precio_mayorista": "15.50",
+                "moneda": "ARS",
+                "activo": True,
+                "modificado": "2026-01-05T10:00:00-03:00",
+            }
+        ]
+    )
+    connect(store, standin)
+
+    run_ = sync(store, full=True)
+
+    assert (run_.matched, run_.unmatched, run_.ambiguous) == (1, 0, 0)
+    assert stored(store) == {DECOMPOSED: ("Café molido", 7, Decimal("15.50"))}
+
+
+def test_the_key_migration_gives_both_spellings_one_key(store: Store, make_item: MakeItem) -> None:
+    keys = importlib.import_module("catalog.migrations.0006_sku_key_canonical_accents")
+    composed, decomposed = make_item(COMPOSED), make_item(DECOMPOSED)
+    # Keys as they were before: casefold only, so the two spellings differed.
+    for item in (composed, decomposed):
+        Item.objects.filter(pk=item.pk).update(sku_key=item.sku.casefold())
+
+    keys.recompute_keys(apps, SimpleNamespace(connection=connection))
+
+    assert set(Item.objects.values_list("sku_key", flat=True)) == {"café-1"}
+    assert [[i.sku for i in group] for group in ambiguous_groups(store)] == [
+        sorted([COMPOSED, DECOMPOSED])
+    ]
