@@ -11,7 +11,9 @@ The rules (issue #3): match ERP code to store SKU by `catalog.models.sku_key`;
 ambiguous SKUs are not touched; stock is floored to whole units and negative
 becomes 0; discontinued items get stock 0; a price is applied only when it is a
 positive number in the store's currency; nothing is created; unchanged items
-get no write and no history entry.
+get no write and no history entry. An item locked against the ERP
+(`Item.erp_locked`, issue #11) is left alone and reported as locked; the flag is
+read with the page's rows, inside its transaction.
 """
 
 import logging
