@@ -16,6 +16,8 @@ class SearchForm(forms.Form):
         ("", "Todo el stock"),
         ("out", "Sin stock"),
         ("low", "Stock bajo"),
+        # Not a stock level, but the same select: a short toolbar.
+        ("locked", "Bloqueados frente al ERP"),
     ]
     q = forms.CharField(required=False, max_length=200, label="Buscar")
     stock = forms.ChoiceField(required=False, choices=STOCK_CHOICES, label="Stock")

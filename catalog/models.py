@@ -164,6 +164,11 @@ class Item(models.Model):
     name = models.CharField("nombre", max_length=300)
     stock = models.BigIntegerField("stock", default=0)
     wholesale_price = models.DecimalField("precio mayorista", max_digits=14, decimal_places=2)
+    # Locked against the ERP: updates leave its stock and price alone (and list it
+    # in their report). Only the ERP: CSV imports and manual edits still change it.
+    # Read by each update page inside its transaction, with the rows it locks.
+    # db_default: the bulk writers (catalog.writes) insert items in raw SQL.
+    erp_locked = models.BooleanField("bloqueado frente al ERP", default=False, db_default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -184,6 +189,13 @@ class Item(models.Model):
             # The list filtered by stock ("sin stock", "stock bajo"), same order.
             models.Index(fields=["store", "stock", "sku_key", "id"], name="item_store_stock_key"),
             SearchIndex(fields=["store", "sku_key", "id", "search_text"], name="item_search"),
+            # The list filtered to locked items, same order. Partial: few items are
+            # locked, and the index costs nothing for the others.
+            models.Index(
+                fields=["store", "sku_key", "id"],
+                condition=Q(erp_locked=True),
+                name="item_locked_key",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -230,6 +242,10 @@ class ChangeSource(models.TextChoices):
     MANUAL = "manual", "Edición manual"
     CSV = "csv", "Importación CSV"
     ERP = "erp", "NonSistemas"
+    # A lock or unlock against the ERP: a history row with no stock or price, saying
+    # who and when (item page, `vxm catalog lock`).
+    LOCK = "lock", "Bloqueo frente a NonSistemas"
+    UNLOCK = "unlock", "Desbloqueo"
 
 
 class ItemChange(models.Model):

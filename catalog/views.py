@@ -14,7 +14,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, Strea
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
-from django.views.decorators.http import require_safe
+from django.views.decorators.http import require_POST, require_safe
 
 from catalog import export
 from catalog.background_import import applies_in_background, expire_stale_imports, queue_import
@@ -26,6 +26,7 @@ from catalog.csv_import import (
     import_csv,
 )
 from catalog.forms import ImportForm, ItemEditForm, SearchForm
+from catalog.locks import set_erp_lock
 from catalog.models import (
     LOW_STOCK_THRESHOLD,
     CatalogImport,
@@ -45,7 +46,7 @@ PAGE_SIZE = 50
 COUNT_CAP = 1000
 # A search with more words than this uses only the first ones.
 MAX_SEARCH_TERMS = 5
-LIST_COLUMNS = ("id", "sku", "name", "stock", "wholesale_price", "updated_at")
+LIST_COLUMNS = ("id", "sku", "name", "stock", "wholesale_price", "updated_at", "erp_locked")
 
 
 def _actor(request: HttpRequest) -> str:
@@ -55,11 +56,14 @@ def _actor(request: HttpRequest) -> str:
 
 def _filtered(store: Store, q: str, stock: str) -> QuerySet[Item]:
     items = Item.objects.filter(store=store)
-    # Both filters use the (store, stock, sku_key, id) index.
+    # Both stock filters use the (store, stock, sku_key, id) index; "locked" the
+    # partial (store, sku_key, id) index of locked items: same order, same keyset.
     if stock == "out":
         items = items.filter(stock=0)
     elif stock == "low":
         items = items.filter(stock__gte=1, stock__lte=LOW_STOCK_THRESHOLD)
+    elif stock == "locked":
+        items = items.filter(erp_locked=True)
     # Every word must appear in the SKU or the name, letter case and accents aside:
     # "tornillo 1/2" finds "Tornillo hexagonal 1/2 pulgada", "azucar" finds "Azúcar".
     # The words are folded like Item.search_text and looked for in it with LIKE
@@ -224,7 +228,8 @@ def item_detail(request: HttpRequest, store: Store, pk: int) -> HttpResponse:
                 messages.info(request, "No hubo cambios: el stock y el precio ya eran esos.")
             else:
                 saved = _change_message(change, store.currency)
-                if erp_name:
+                # A locked item keeps the edit: the page says so already.
+                if erp_name and not item.erp_locked:
                     saved = f"{saved} {_overwrite_warning(erp_name)}"
                 messages.success(request, saved)
             return redirect("catalog:item", store_slug=store.slug, pk=item.pk)
@@ -243,6 +248,14 @@ def item_detail(request: HttpRequest, store: Store, pk: int) -> HttpResponse:
         ),
         PAGE_SIZE,
     ).get_page(request.GET.get("page"))
+    # Who locked it and when: the newest lock in its history.
+    lock = (
+        (
+            item.changes.filter(source=ChangeSource.LOCK).order_by("-at", "-id").only("at", "actor")
+        ).first()
+        if item.erp_locked
+        else None
+    )
     return render(
         request,
         "catalog/item_detail.html",
@@ -254,8 +267,43 @@ def item_detail(request: HttpRequest, store: Store, pk: int) -> HttpResponse:
             "history": history,
             "low_stock_threshold": LOW_STOCK_THRESHOLD,
             "erp_name": erp_name,
+            "lock": lock,
         },
     )
+
+
+@store_view
+@require_POST
+def item_lock(request: HttpRequest, store: Store, pk: int) -> HttpResponse:
+    """Lock or unlock the item against the ERP. The form says which (`locked` 1 or
+    0), not "toggle": a form sent twice, or from a page drawn before someone else
+    changed it, leaves the state asked for."""
+    item = get_object_or_404(Item.objects.only("id", "sku"), store=store, pk=pk)
+    locked = request.POST.get("locked")
+    if locked not in ("0", "1"):
+        messages.error(request, "No entendimos qué hacer: usá el botón de la página.")
+        return redirect("catalog:item", store_slug=store.slug, pk=item.pk)
+    erp_name = _erp_name(store) or "el ERP"
+    changed = set_erp_lock(
+        store, [item.pk], locked=locked == "1", actor=_actor(request), user=request.user
+    )
+    if locked == "1":
+        messages.success(
+            request,
+            f"Bloqueado: {erp_name} no cambia el stock ni el precio de «{item.sku}» hasta "
+            "que lo desbloquees."
+            if changed
+            else f"«{item.sku}» ya estaba bloqueado.",
+        )
+    else:
+        messages.success(
+            request,
+            f"Desbloqueado: la próxima actualización completa le trae el stock y el precio "
+            f"de {erp_name}."
+            if changed
+            else f"«{item.sku}» no estaba bloqueado.",
+        )
+    return redirect("catalog:item", store_slug=store.slug, pk=item.pk)
 
 
 @store_view

@@ -11,7 +11,9 @@ The rules (issue #3): match ERP code to store SKU by `catalog.models.sku_key`;
 ambiguous SKUs are not touched; stock is floored to whole units and negative
 becomes 0; discontinued items get stock 0; a price is applied only when it is a
 positive number in the store's currency; nothing is created; unchanged items
-get no write and no history entry.
+get no write and no history entry. An item locked against the ERP
+(`Item.erp_locked`, issue #11) is left alone and reported as locked; the flag is
+read with the page's rows, inside its transaction.
 """
 
 import logging
@@ -28,6 +30,7 @@ from django.utils import timezone
 
 from catalog.models import ChangeSource, Item, sku_key
 from catalog.quantities import to_cents, whole_units
+from catalog.templatetags.money import money, thousands
 from catalog.writes import CatalogWriter, Change, item_in
 from erp import registry
 from erp.errors import ErpError, ErrorCode, printable, storable
@@ -318,6 +321,7 @@ class StoreRow:
     sku: str
     stock: int
     price: Decimal
+    locked: bool = False
 
 
 @dataclass
@@ -390,10 +394,12 @@ class Applier:
                 Item.objects.select_for_update()
                 .filter(item_in("sku_key", keys[start : start + 900]), store=self.store)
                 .order_by()
-                .values_list("id", "sku", "sku_key", "stock", "wholesale_price")
+                .values_list("id", "sku", "sku_key", "stock", "wholesale_price", "erp_locked")
             )
-            for pk, sku, key, stock, price in rows:
-                by_key[key].append(StoreRow(pk, sku, stock, price))
+            # The lock is read here, with the rows this page locks: an item locked
+            # while an update runs is skipped from the next page that reads it on.
+            for pk, sku, key, stock, price, locked in rows:
+                by_key[key].append(StoreRow(pk, sku, stock, price, locked))
         return by_key
 
     def _issue(
@@ -401,6 +407,23 @@ class Applier:
     ) -> None:
         outcome.counts[kind] += 1
         outcome.issues.append((kind, _code(erp_item), sku[:100], printable(reason)[:300]))
+
+    def _locked_reason(self, erp_item: ErpItem) -> str:
+        """Says that the item was left alone and what the ERP would have set, so the
+        admin can decide whether to unlock it."""
+        sent = []
+        stock = stock_from_erp(erp_item)
+        if stock is not None:
+            sent.append(f"stock {thousands(stock)}")
+        price, _ = price_from_erp(erp_item, self.store.currency, self.erp_name)
+        if price is not None:
+            sent.append(f"precio {money(price, self.store.currency)}")
+        said = f" {self.erp_name} mandó {' y '.join(sent)}." if sent else ""
+        return (
+            f"Bloqueado en la tienda: se dejaron su stock y su precio.{said} "
+            "Desbloquealo y hacé una actualización completa para traer lo de "
+            f"{self.erp_name}."
+        )
 
     def _apply_one(
         self, erp_item: ErpItem, by_key: dict[str, list[StoreRow]], outcome: Outcome
@@ -441,6 +464,15 @@ class Applier:
             return
         row = matches[0]
         outcome.counts["matched"] += 1
+        if row.locked:
+            self._issue(
+                outcome,
+                IssueKind.LOCKED,
+                erp_item,
+                self._locked_reason(erp_item),
+                sku=row.sku,
+            )
+            return
         if not erp_item.active:
             self._issue(
                 outcome,

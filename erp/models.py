@@ -136,6 +136,8 @@ class Run(models.Model):
     invalid = models.PositiveIntegerField(default=0)
     price_rejected = models.PositiveIntegerField(default=0)
     discontinued = models.PositiveIntegerField(default=0)
+    # Matched store items the run left alone because they are locked against the ERP.
+    locked = models.PositiveIntegerField(default=0)
     # Transport details, shown only as a detail of the run.
     reread = models.PositiveIntegerField(default=0)
     pages = models.PositiveIntegerField(default=0)
@@ -170,6 +172,7 @@ class Run(models.Model):
         "invalid",
         "price_rejected",
         "discontinued",
+        "locked",
         "reread",
         "pages",
         "requests",
@@ -197,6 +200,7 @@ class IssueKind(models.TextChoices):
     INVALID = "invalid", "Ítem inválido"
     PRICE_REJECTED = "price_rejected", "Precio no aplicado"
     DISCONTINUED = "discontinued", "Discontinuado en el ERP"
+    LOCKED = "locked", "Bloqueado en la tienda"
 
 
 class RunIssue(models.Model):

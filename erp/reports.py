@@ -13,10 +13,12 @@ from django.http import StreamingHttpResponse
 
 from catalog.models import ItemChange
 from erp.actions import requested_by_label
-from erp.models import Run
+from erp.models import IssueKind, Run
 
 CHANGES_HEADER = ["sku", "name", "old_stock", "new_stock", "old_price", "new_price", "at"]
-ISSUES_HEADER = ["kind", "code", "sku", "reason"]
+# kind_label: the kind as the run page words it, in Spanish, for whoever opens the
+# file in a spreadsheet; `kind` stays the code, for whoever filters by it.
+ISSUES_HEADER = ["kind", "code", "sku", "reason", "kind_label"]
 # Spreadsheets run a cell that starts with one of these as a formula; SKUs, names
 # and codes come from the ERP, so a hostile value could otherwise execute in the
 # admin's Excel (OWASP "CSV injection").
@@ -65,10 +67,17 @@ def issue_rows(run: Run, kind: str | None = None) -> Iterator[list[str]]:
     issues = run.issues.order_by("id")
     if kind:
         issues = issues.filter(kind=kind)
+    labels = dict(IssueKind.choices)
     for issue_kind, code, sku, reason in issues.values_list(
         "kind", "code", "sku", "reason"
     ).iterator(CHUNK):
-        yield [issue_kind, _text(code), _text(sku), _text(reason)]
+        yield [
+            issue_kind,
+            _text(code),
+            _text(sku),
+            _text(reason),
+            str(labels.get(issue_kind, issue_kind)),
+        ]
 
 
 def csv_response(rows: Iterable[list[str]], filename: str) -> StreamingHttpResponse:

@@ -25,6 +25,8 @@ COUNT_LABELS = (
     ("invalid", "Ítems inválidos"),
     ("price_rejected", "Precios no aplicados"),
     ("discontinued", "Discontinuados"),
+    # Matched items locked in the store: left as they were (catalog.Item.erp_locked).
+    ("locked", "Bloqueados en la tienda"),
 )
 
 # How the status box words each count, singular and plural. The first four are
@@ -40,6 +42,7 @@ SUMMARY_WORDS = (
     ("invalid", "inválido", "inválidos"),
     ("price_rejected", "precio no aplicado", "precios no aplicados"),
     ("discontinued", "discontinuado", "discontinuados"),
+    ("locked", "bloqueado en la tienda", "bloqueados en la tienda"),
 )
 SUMMARY_ALWAYS = 4
 

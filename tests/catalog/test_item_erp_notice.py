@@ -43,9 +43,9 @@ def test_with_an_erp_the_page_and_the_saved_message_say_the_next_update_overwrit
     link = item_page(store, "Ñoquis 500 g")
 
     page = text(admin_client.get(link))
-    assert "El stock y el precio de este producto vienen de NonSistemas." in page
-    assert "Lo que cambies acá dura hasta la próxima actualización que traiga este producto" in page
-    assert "para que un cambio quede, hacelo en NonSistemas" in page
+    assert "El stock y el precio de este producto los maneja NonSistemas." in page
+    assert "La próxima actualización que lo traiga reemplaza lo que cambies acá" in page
+    assert "para que un cambio quede, hacelo en NonSistemas, o bloqueá el producto" in page
 
     response = admin_client.post(link, {"stock": "12", "wholesale_price": "1.234,56"}, follow=True)
     [message] = saved_messages(response)
@@ -65,6 +65,7 @@ def test_with_an_erp_the_page_and_the_saved_message_say_the_next_update_overwrit
 def test_without_an_erp_nothing_is_said(admin_client: Client, store: Store) -> None:
     make_items(store, [("TIENDA-001", 10, "100.00")])
     link = item_page(store, "TIENDA-001")
-    assert "vienen de" not in text(admin_client.get(link))
+    page = text(admin_client.get(link))
+    assert "los maneja" not in page and "Bloquear" not in page
     response = admin_client.post(link, {"stock": "12", "wholesale_price": "100,00"}, follow=True)
     assert saved_messages(response) == ["Guardado: stock 10 → 12."]

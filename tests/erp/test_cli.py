@@ -30,6 +30,7 @@ COUNTERS = {
     "invalid",
     "price_rejected",
     "discontinued",
+    "locked",
     "reread",
     "pages",
     "requests",

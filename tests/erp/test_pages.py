@@ -549,7 +549,7 @@ def test_csv_downloads_have_the_right_rows(
 
     response = admin_client.get(url("run_issues_csv", store, run.pk))
     rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))
-    assert rows[0] == ["kind", "code", "sku", "reason"]
+    assert rows[0] == ["kind", "code", "sku", "reason", "kind_label"]
     assert sorted((r[0], r[1].strip(), r[2]) for r in rows[1:]) == sorted(
         (i.kind, i.code.strip(), i.sku) for i in RunIssue.objects.filter(run=run)
     )

@@ -1,5 +1,5 @@
-"""`vxm catalog import SLUG FILE.csv`, `vxm catalog export SLUG [--format csv|json]` and
-`vxm catalog ambiguous SLUG`."""
+"""`vxm catalog import SLUG FILE.csv`, `vxm catalog export SLUG [--format csv|json]`,
+`vxm catalog ambiguous SLUG` and `vxm catalog lock|unlock SLUG SKU...`."""
 
 import getpass
 import os
@@ -14,6 +14,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from catalog import export
 from catalog.csv_import import MAX_FILE_BYTES, NOTHING_IMPORTED, import_csv
+from catalog.locks import SkuNotFound, find_items, set_erp_lock
 from catalog.models import ambiguous_groups
 from stores.models import Store
 
@@ -23,7 +24,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         actions = parser.add_subparsers(
-            dest="action", required=True, metavar="{import,export,ambiguous}"
+            dest="action", required=True, metavar="{import,export,ambiguous,lock,unlock}"
         )
         imp = actions.add_parser(
             "import",
@@ -41,6 +42,21 @@ class Command(BaseCommand):
             "actualiza ninguno de ellos.",
         )
         amb.add_argument("slug", help="Slug de la tienda.")
+        lock = actions.add_parser(
+            "lock",
+            help="Bloquea productos frente a NonSistemas: las actualizaciones no cambian su "
+            "stock ni su precio (un CSV o una edición manual sí). Si algún SKU no existe o es "
+            "ambiguo no se bloquea ninguno.",
+        )
+        lock.add_argument("slug", help="Slug de la tienda.")
+        lock.add_argument("skus", nargs="+", metavar="SKU", help="SKU de los productos.")
+        unlock = actions.add_parser(
+            "unlock",
+            help="Desbloquea productos: la próxima actualización completa les trae el stock y "
+            "el precio de NonSistemas.",
+        )
+        unlock.add_argument("slug", help="Slug de la tienda.")
+        unlock.add_argument("skus", nargs="+", metavar="SKU", help="SKU de los productos.")
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
@@ -53,6 +69,8 @@ class Command(BaseCommand):
             self.import_file(store, options["file"])
         elif options["action"] == "ambiguous":
             self.ambiguous(store)
+        elif options["action"] in ("lock", "unlock"):
+            self.lock(store, options["skus"], locked=options["action"] == "lock")
         else:
             self.export(store, options["fmt"])
 
@@ -123,6 +141,42 @@ class Command(BaseCommand):
             for item in group:
                 note = "  (con espacios alrededor)" if item.sku != item.sku.strip() else ""
                 self.stdout.write(f"  «{item.sku}»  id {item.pk}  {item.name}{note}")
+
+    def lock(self, store: Store, skus: list[str], *, locked: bool) -> None:
+        try:
+            items = find_items(store, skus)
+        except SkuNotFound as e:
+            for problem in e.problems:
+                self.stderr.write(problem)
+            raise CommandError(
+                f"No se {'bloqueó' if locked else 'desbloqueó'} nada. Mirá los SKU con: "
+                f"vxm catalog export {store.slug}"
+            ) from None
+        changed = {
+            item.pk
+            for item in set_erp_lock(
+                store,
+                [item.pk for item in items],
+                locked=locked,
+                actor=f"línea de comandos ({_login()})",
+            )
+        }
+        for item in items:
+            if item.pk in changed:
+                state = "bloqueado" if locked else "desbloqueado"
+            else:
+                state = "ya estaba bloqueado" if locked else "no estaba bloqueado"
+            self.stdout.write(f"«{item.sku}»: {state}.")
+        if locked:
+            self.stdout.write(
+                "NonSistemas no cambia su stock ni su precio hasta que los desbloquees "
+                f"(vxm catalog unlock {store.slug} SKU...)."
+            )
+        elif changed:
+            self.stdout.write(
+                "La próxima actualización completa les trae el stock y el precio de "
+                f"NonSistemas (vxm erp sync {store.slug} --full)."
+            )
 
 
 @contextmanager

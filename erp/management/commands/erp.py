@@ -327,7 +327,7 @@ class Command(BaseCommand):
         header = (
             f"{'#':>6}  {'pedida':16}  {'estado':21}  {'dur.':>7}  {'recib.':>7}  {'encontr.':>8}  "
             f"{'stock':>6}  {'precio':>6}  {'sin prod.':>9}  {'ambig.':>6}  {'inval.':>6}  "
-            f"{'p.no ap.':>8}  {'discont.':>8}  por"
+            f"{'p.no ap.':>8}  {'discont.':>8}  {'bloq.':>6}  por"
         )
         self.stdout.write(header)
         tz = store.tz
@@ -340,7 +340,7 @@ class Command(BaseCommand):
                 f"{run.received:>7}  {run.matched:>8}  {run.stock_changed:>6}  "
                 f"{run.price_changed:>6}  {run.unmatched:>9}  {run.ambiguous:>6}  "
                 f"{run.invalid:>6}  {run.price_rejected:>8}  {run.discontinued:>8}  "
-                f"{actions.requested_by_label(run)}"
+                f"{run.locked:>6}  {actions.requested_by_label(run)}"
             )
 
     def reencrypt(self) -> None:
