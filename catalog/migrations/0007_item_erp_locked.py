@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('catalog', '0005_keyset_and_search_indexes'),
+        ('catalog', '0006_sku_key_canonical_accents'),
         ('stores', '0001_initial'),
     ]
 
