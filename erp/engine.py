@@ -17,14 +17,16 @@ read with the page's rows, inside its transaction.
 """
 
 import logging
+import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connections, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -32,7 +34,7 @@ from catalog.models import ChangeSource, Item, sku_key
 from catalog.quantities import to_cents, whole_units
 from catalog.templatetags.money import money, thousands
 from catalog.writes import CatalogWriter, Change, item_in
-from erp import registry
+from erp import registry, stopping
 from erp.errors import ErpError, ErrorCode, printable, storable
 from erp.models import (
     ACTIVE_STATUSES,
@@ -50,8 +52,13 @@ from stores.models import Membership, Store
 
 logger = logging.getLogger("erp.engine")
 
-# A queued run that no worker has picked up for this long is given up on.
-QUEUED_STALE_AFTER = STALE_AFTER * 3
+# A queued run that no worker has picked up for this long is given up on (queues
+# can be long: not tied to STALE_AFTER, which is about a process's signs of life).
+QUEUED_STALE_AFTER = timedelta(minutes=30)
+
+# How often a running run's process says it is alive (`beating`), whatever the
+# run is doing; STALE_AFTER (45 s) is three missed beats and a margin.
+BEAT_EVERY = 10.0  # seconds
 
 
 class UpdateAlreadyRunning(Exception):
@@ -102,13 +109,69 @@ def heartbeat(run_id: int) -> Callable[[], None]:
     """
 
     def beat() -> None:
-        alive = Run.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(
-            heartbeat_at=timezone.now()
-        )
+        # Also a page boundary: a run asked to stop stops here, before asking for more.
+        stopping.check()
+        with stopping.shielded():
+            alive = Run.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(
+                heartbeat_at=timezone.now()
+            )
         if not alive:
             raise ErpError(ErrorCode.INTERRUPTED, DECLARED_DEAD)
 
     return beat
+
+
+@contextmanager
+def beating(run_id: int) -> Iterator[None]:
+    """Beat the run's heartbeat every BEAT_EVERY from a thread of its own while
+    the run executes, so that a live run is never declared dead however long a
+    page request takes (up to the client's deadline, with retries), and a dead
+    one is within STALE_AFTER.
+
+    The thread uses its own database connection and closes it. Its beat is
+    conditional on the run still running: it never brings back a run declared
+    dead (that run learns it at its next page boundary and stops). Not started
+    when the run executes inside an outer transaction (a test's): another
+    connection could not see the run, and would wait on its row lock forever.
+    """
+    if transaction.get_connection().in_atomic_block:
+        yield
+        return
+    stop = threading.Event()
+
+    def beat_until_stopped() -> None:
+        try:
+            while not stop.wait(BEAT_EVERY):
+                try:
+                    alive = Run.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(
+                        heartbeat_at=timezone.now()
+                    )
+                except DatabaseError:
+                    # A busy database (SQLite's write lock held by a big page):
+                    # the next beat comes soon, and STALE_AFTER allows for it.
+                    logger.warning("run %s: could not beat its heartbeat", run_id, exc_info=True)
+                    continue
+                if not alive:
+                    return
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(
+        target=beat_until_stopped, name=f"erp-run-{run_id}-heartbeat", daemon=True
+    )
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+STOPPED = (
+    "La actualización se detuvo porque el proceso que la hacía recibió la orden de "
+    "terminar ({signal}). No se perdió nada: lo que alcanzó a aplicar quedó registrado "
+    "y la próxima actualización retoma desde el último punto seguro."
+)
 
 
 def active_run(store: Store) -> Run | None:
@@ -174,9 +237,19 @@ def claim(run_id: int) -> bool:
 
 
 def execute_run(run_id: int, *, progress: Progress | None = None) -> Run:
-    """Claim and perform a queued run; return it with its outcome recorded."""
+    """Claim and perform a queued run; return it with its outcome recorded.
+
+    On SIGTERM or SIGINT it stops at a page boundary and records the run as
+    interrupted (see erp/stopping.py); `stopping.requested()` then tells the
+    caller which signal asked the process to end.
+    """
     if not claim(run_id):
         return Run.objects.get(pk=run_id)
+    with stopping.stop_on_signals(), beating(run_id):
+        return _perform(run_id, progress)
+
+
+def _perform(run_id: int, progress: Progress | None) -> Run:
     run = Run.objects.select_related("store").get(pk=run_id)
     store = run.store
     stats = FeedStats()
@@ -211,7 +284,13 @@ def execute_run(run_id: int, *, progress: Progress | None = None) -> Run:
             )
             stats = feed.stats
             applier = Applier(run, store)
-            for batch in feed.batches:
+            batches = iter(feed.batches)
+            while True:
+                # Between pages; the wait for the next one may be cut short too.
+                with stopping.interruptible():
+                    batch = next(batches, None)
+                if batch is None:
+                    break
                 applier.apply(batch, stats)
                 if progress is not None:
                     progress(run, stats)
@@ -227,6 +306,9 @@ def execute_run(run_id: int, *, progress: Progress | None = None) -> Run:
     except ErpError as e:
         logger.warning("run %s of store %s failed: %s (%s)", run.pk, store.slug, e.code, e.message)
         _fail(run, stats, e.code, e.message)
+    except stopping.StopRequested as e:
+        logger.warning("run %s of store %s stopped by %s", run.pk, store.slug, e)
+        _fail(run, stats, ErrorCode.INTERRUPTED, STOPPED.format(signal=e))
     except Exception:
         logger.exception("run %s of store %s crashed", run.pk, store.slug)
         _fail(
@@ -236,6 +318,14 @@ def execute_run(run_id: int, *, progress: Progress | None = None) -> Run:
             "Falló por un error interno nuestro, no del ERP. Ya quedó registrado; "
             "probá de nuevo en unos minutos y, si se repite, escribinos.",
         )
+    except BaseException:
+        # Forced out (a second Ctrl-C, db_worker's "terminating current task"):
+        # the page being applied was rolled back; say so before the process goes.
+        try:
+            _fail(run, stats, ErrorCode.INTERRUPTED, STOPPED.format(signal="de inmediato"))
+        except BaseException:
+            logger.exception("run %s: could not record that it was stopped", run.pk)
+        raise
     run.refresh_from_db()
     return run
 

@@ -17,9 +17,12 @@ from django.views.decorators.debug import sensitive_variables
 from erp import secrets
 from stores.models import Store
 
-# A running run whose worker has not reported for this long is considered dead
-# (worker killed): it is marked failed and another run may start.
-STALE_AFTER = timedelta(minutes=10)
+# A running run whose process has not reported for this long is considered dead
+# (killed, its machine lost): it is marked failed and another run may start. The
+# running process beats every `erp.engine.BEAT_EVERY` from a thread of its own,
+# whatever the run is waiting for, so this can be short: a dead run is recognised
+# within a minute, a live one misses three beats in a row before it could be.
+STALE_AFTER = timedelta(seconds=45)
 
 
 class ErpKind(models.TextChoices):

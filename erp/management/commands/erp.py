@@ -10,12 +10,15 @@
 
 Output meant for scripts goes to stdout (`--json`: exactly one JSON document);
 progress and errors go to stderr. Exit codes: 0 success, 1 failure (the run or
-the verification failed, bad input), 2 bad usage, 3 an update is already running.
+the verification failed, bad input), 2 bad usage, 3 an update is already running,
+130 / 143 the update was stopped by Ctrl-C / SIGTERM (at a page boundary, recorded
+as interrupted; nothing lost).
 """
 
 import argparse
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -27,7 +30,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.utils import timezone
 
-from erp import actions, registry, reports, secrets
+from erp import actions, registry, reports, secrets, stopping
 from erp.engine import NotConnected, UpdateAlreadyRunning, execute_run, expire_stale_runs
 from erp.errors import ErrorCode
 from erp.forms import MAX_CA_BYTES, ConnectionForm
@@ -263,6 +266,15 @@ class Command(BaseCommand):
         finally:
             if bar is not None:
                 bar.finish()
+        signum = stopping.requested()
+        if signum is not None:
+            # SIGTERM or Ctrl-C: the run stopped at a page boundary and says so.
+            raise CommandError(
+                f"Actualización #{run.pk} detenida ({signal.Signals(signum).name}). Lo "
+                "aplicado hasta ahí quedó registrado; la próxima actualización retoma desde "
+                "el último punto seguro.",
+                returncode=128 + signum,
+            )
         run = Run.objects.select_related("store", "requested_by").get(pk=run.pk)
         if options["json"]:
             self.stdout.write(json.dumps(reports.run_summary(run), ensure_ascii=False))
@@ -276,8 +288,9 @@ class Command(BaseCommand):
 
     @staticmethod
     def _interrupted(run: Run) -> None:
-        # Without this the run would stay "running" (blocking every other update of
-        # the store) until it is declared dead ten minutes later. Whole pages were
+        # Ctrl-C before the run took the signals (or forced through them): without
+        # this the run would stay "running", blocking every other update of the
+        # store until it is declared dead. Whole pages were
         # committed; the watermark did not move, so nothing is lost.
         with transaction.atomic():
             Run.objects.filter(pk=run.pk, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).update(
