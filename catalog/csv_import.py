@@ -39,6 +39,13 @@ COLUMNS = ("sku", "name", "stock", "wholesale_price")
 # edit in Excel and import the same file back.
 IGNORED_COLUMNS = ("updated_at",)
 EXPECTED_HEADER = ",".join(COLUMNS)
+# The panel's spreadsheet export names the columns in Spanish (catalog/export.py's
+# SPREADSHEET_COLUMNS); read them as the columns they are, lower-cased.
+HEADER_ALIASES = {
+    "nombre": "name",
+    "precio mayorista": "wholesale_price",
+    "actualizado": "updated_at",
+}
 
 MAX_FILE_BYTES = 50 * 1024 * 1024
 # Rows are applied in chunks this size: one SELECT per chunk finds the existing items.
@@ -232,6 +239,7 @@ def _find_format(text: io.TextIOWrapper, encoding: str) -> tuple[_Format, int]:
     found: list[str] = []
     for delimiter in DELIMITERS:
         cells = [c.strip().lower() for c in next(csv.reader([raw], delimiter=delimiter))]
+        cells = [HEADER_ALIASES.get(c, c) for c in cells]
         # Excel leaves trailing empty columns ("sku;name;stock;wholesale_price;;").
         while cells and not cells[-1]:
             cells.pop()

@@ -1,6 +1,9 @@
-"""Catalog export as CSV or JSON, streamed.
+"""Catalog export: CSV or JSON streamed, and XLSX.
 
-Used by the panel's download and by `vxm catalog export`. Items are read by SKU in
+Used by the panel's download and by `vxm catalog export`. The panel's CSV is the
+Excel one (vxm/spreadsheets.py: `;`, decimal comma, BOM, Spanish headers that our
+import reads back); the CLI's CSV and JSON are the plain forms below, which scripts
+read and which must not change. Items are read by SKU in
 keyset chunks (WHERE sku > last ... LIMIT n) rather than through one open cursor,
 so a slow download holds no cursor or transaction open, and memory stays flat at
 300,000 items.
@@ -15,13 +18,25 @@ import json
 from collections.abc import Iterator
 from datetime import datetime
 from decimal import Decimal
+from typing import IO
 
 from catalog.models import Item
 from stores.models import Store
+from vxm import spreadsheets
+from vxm.spreadsheets import Column, ReportLocale
 
 COLUMNS = ("sku", "name", "stock", "wholesale_price", "updated_at")
 CHUNK = 2000
-FORMATS = ("csv", "json")
+FORMATS = ("csv", "json", "xlsx")
+# The spreadsheet columns, in COLUMNS' order. Our CSV import reads these headers
+# too (csv_import.HEADER_ALIASES), so an admin can export, edit in Excel and import.
+SPREADSHEET_COLUMNS = (
+    Column("SKU", width=20, guard_formula=False),
+    Column("Nombre", width=45, guard_formula=False),
+    Column("Stock", "int", width=10),
+    Column("Precio mayorista", "money", width=18),
+    Column("Actualizado", "datetime", width=20),
+)
 
 Row = tuple[str, str, int, Decimal, datetime]
 
@@ -89,8 +104,29 @@ def iter_json(store: Store) -> Iterator[str]:
     yield "".join(pieces)
 
 
+def iter_excel_csv(store: Store, locale: ReportLocale) -> Iterator[str]:
+    """The CSV a spreadsheet opens right in `locale` (the panel's download).
+
+    SKUs and names are not formula-escaped here, unlike the run reports: a quote
+    added in front would come back as part of the SKU through the import.
+    """
+    return spreadsheets.iter_csv(SPREADSHEET_COLUMNS, iter_rows(store), store.tz, locale)
+
+
+def write_xlsx(store: Store, target: IO[bytes] | str, locale: ReportLocale) -> None:
+    spreadsheets.write_xlsx(
+        target, "Catálogo", SPREADSHEET_COLUMNS, iter_rows(store), store.tz, locale
+    )
+
+
+def xlsx_tempfile(store: Store, locale: ReportLocale) -> IO[bytes]:
+    return spreadsheets.xlsx_tempfile(
+        "Catálogo", SPREADSHEET_COLUMNS, iter_rows(store), store.tz, locale
+    )
+
+
 def iter_export(store: Store, fmt: str, *, excel_bom: bool = False) -> Iterator[str]:
-    """The export in `fmt` ("csv" or "json")."""
+    """The plain export in `fmt` ("csv" or "json"), as the CLI prints it."""
     if fmt == "json":
         return iter_json(store)
     if fmt == "csv":

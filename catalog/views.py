@@ -10,7 +10,13 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Q, QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
+from django.http import (
+    FileResponse,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    StreamingHttpResponse,
+)
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
@@ -39,6 +45,7 @@ from catalog.templatetags.money import money
 from erp.models import Connection
 from stores.access import store_view
 from stores.models import Store
+from vxm import spreadsheets
 
 PAGE_SIZE = 50
 # The list shows "más de 1.000" beyond this: counting every match of a 300,000-item
@@ -365,15 +372,28 @@ def import_detail(request: HttpRequest, store: Store, pk: int) -> HttpResponse:
 @store_view
 def item_export(
     request: HttpRequest, store: Store
-) -> StreamingHttpResponse | HttpResponseBadRequest:
+) -> StreamingHttpResponse | FileResponse | HttpResponseBadRequest:
+    """The catalog as `?format=`: xlsx, csv (the Excel one: `;`, decimal comma,
+    Spanish headers, which our import reads back) or json."""
     fmt = request.GET.get("format", "csv")
     if fmt not in export.FORMATS:
-        return HttpResponseBadRequest("Formato desconocido: usá csv o json.")
+        return HttpResponseBadRequest("Formato desconocido: usá csv, xlsx o json.")
     stamp = timezone.localtime(timezone.now(), store.tz).strftime("%Y%m%d-%H%M")
-    response = StreamingHttpResponse(
-        # The BOM makes Excel read accents right; the CLI export has none.
-        export.iter_export(store, fmt, excel_bom=fmt == "csv"),
-        content_type=export.content_type(fmt),
-    )
-    response["Content-Disposition"] = f'attachment; filename="catalogo-{store.slug}-{stamp}.{fmt}"'
+    filename = f"catalogo-{store.slug}-{stamp}.{fmt}"
+    locale = spreadsheets.report_locale()
+    if fmt == "xlsx":
+        return FileResponse(
+            export.xlsx_tempfile(store, locale),
+            as_attachment=True,
+            filename=filename,
+            content_type=spreadsheets.XLSX_CONTENT_TYPE,
+        )
+    if fmt == "csv":
+        pieces = export.iter_excel_csv(store, locale)
+        content_type = spreadsheets.CSV_CONTENT_TYPE
+    else:
+        pieces = export.iter_json(store)
+        content_type = export.content_type(fmt)
+    response = StreamingHttpResponse(pieces, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response

@@ -1,48 +1,43 @@
-"""A run's changes and issues as CSV downloads, and a run as JSON for the CLI.
+"""A run's changes and issues as spreadsheet downloads (XLSX and Excel-ready CSV),
+and a run as JSON for the CLI.
 
-The CSVs are streamed row by row from a database iterator: a run can hold
-300,000 changes, which must not be loaded into memory nor into one string.
+The rows are read from a database iterator: a run can hold 300,000 changes, which
+must not be loaded into memory nor into one string. The CSV streams; the XLSX is
+written row by row to a temporary file (vxm/spreadsheets.py).
 """
 
-import csv
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from datetime import datetime, tzinfo
-from typing import Any
+from typing import IO, Any
 
-from django.http import StreamingHttpResponse
+from django.http import FileResponse, StreamingHttpResponse
 
 from catalog.models import ItemChange
 from erp.actions import requested_by_label
 from erp.models import IssueKind, Run
+from vxm import spreadsheets
+from vxm.spreadsheets import Column, ReportLocale
 
-CHANGES_HEADER = ["sku", "name", "old_stock", "new_stock", "old_price", "new_price", "at"]
-# kind_label: the kind as the run page words it, in Spanish, for whoever opens the
-# file in a spreadsheet; `kind` stays the code, for whoever filters by it.
-ISSUES_HEADER = ["kind", "code", "sku", "reason", "kind_label"]
-# Spreadsheets run a cell that starts with one of these as a formula; SKUs, names
-# and codes come from the ERP, so a hostile value could otherwise execute in the
-# admin's Excel (OWASP "CSV injection").
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+CHANGES_COLUMNS = (
+    Column("SKU", width=18),
+    Column("Nombre", width=40),
+    Column("Stock anterior", "int", width=15),
+    Column("Stock nuevo", "int", width=13),
+    Column("Precio anterior", "money", width=16),
+    Column("Precio nuevo", "money", width=14),
+    Column("Fecha", "datetime", width=20),
+)
+# The kind as the run page words it, so whoever opens the file reads it in Spanish.
+ISSUES_COLUMNS = (
+    Column("Tipo", width=30),
+    Column("Código ERP", width=18),
+    Column("SKU", width=18),
+    Column("Motivo", width=60),
+)
 CHUNK = 2000
 
 
-def _text(value: str) -> str:
-    return f"'{value}" if value.startswith(FORMULA_STARTS) else value
-
-
-def _blank(value: Any) -> str:
-    return "" if value is None else str(value)
-
-
-class _Echo:
-    """A file-like object whose write() returns the line instead of storing it."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
-def change_rows(run: Run, tz: tzinfo) -> Iterator[list[str]]:
-    yield CHANGES_HEADER
+def change_rows(run: Run) -> Iterator[tuple[Any, ...]]:
     rows = (
         ItemChange.objects.filter(run=run)
         .order_by("id")
@@ -50,20 +45,10 @@ def change_rows(run: Run, tz: tzinfo) -> Iterator[list[str]]:
             "item__sku", "item__name", "old_stock", "new_stock", "old_price", "new_price", "at"
         )
     )
-    for sku, name, old_stock, new_stock, old_price, new_price, at in rows.iterator(CHUNK):
-        yield [
-            _text(sku),
-            _text(name),
-            _blank(old_stock),
-            _blank(new_stock),
-            _blank(old_price),
-            _blank(new_price),
-            at.astimezone(tz).isoformat(timespec="seconds"),
-        ]
+    yield from rows.iterator(CHUNK)
 
 
-def issue_rows(run: Run, kind: str | None = None) -> Iterator[list[str]]:
-    yield ISSUES_HEADER
+def issue_rows(run: Run, kind: str | None = None) -> Iterator[tuple[Any, ...]]:
     issues = run.issues.order_by("id")
     if kind:
         issues = issues.filter(kind=kind)
@@ -71,28 +56,36 @@ def issue_rows(run: Run, kind: str | None = None) -> Iterator[list[str]]:
     for issue_kind, code, sku, reason in issues.values_list(
         "kind", "code", "sku", "reason"
     ).iterator(CHUNK):
-        yield [
-            issue_kind,
-            _text(code),
-            _text(sku),
-            _text(reason),
-            str(labels.get(issue_kind, issue_kind)),
-        ]
+        yield (str(labels.get(issue_kind, issue_kind)), code, sku, reason)
 
 
-def csv_response(rows: Iterable[list[str]], filename: str) -> StreamingHttpResponse:
-    writer = csv.writer(_Echo())
-
-    def lines() -> Iterator[str]:
-        # A BOM, so that Excel (what most admins open a CSV with) reads the
-        # accents as UTF-8 instead of Windows-1252.
-        yield "\ufeff"
-        for row in rows:
-            yield writer.writerow(row)
-
-    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+def csv_response(
+    columns: tuple[Column, ...],
+    rows: Iterator[tuple[Any, ...]],
+    tz: tzinfo,
+    locale: ReportLocale,
+    filename: str,
+) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(
+        spreadsheets.iter_csv(columns, rows, tz, locale),
+        content_type=spreadsheets.CSV_CONTENT_TYPE,
+    )
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
+
+
+def xlsx_response(
+    columns: tuple[Column, ...],
+    rows: Iterator[tuple[Any, ...]],
+    tz: tzinfo,
+    locale: ReportLocale,
+    sheet: str,
+    filename: str,
+) -> FileResponse:
+    f: IO[bytes] = spreadsheets.xlsx_tempfile(sheet, columns, rows, tz, locale)
+    return FileResponse(
+        f, as_attachment=True, filename=filename, content_type=spreadsheets.XLSX_CONTENT_TYPE
+    )
 
 
 def _iso(moment: datetime | None, tz: tzinfo) -> str | None:

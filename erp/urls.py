@@ -11,6 +11,29 @@ urlpatterns = [
     path("erp/update/", views.update, name="update"),
     path("erp/runs/", views.runs, name="runs"),
     path("erp/runs/<int:run_id>/", views.run_detail, name="run"),
-    path("erp/runs/<int:run_id>/changes.csv", views.run_changes_csv, name="run_changes_csv"),
-    path("erp/runs/<int:run_id>/issues.csv", views.run_issues_csv, name="run_issues_csv"),
+    # One view per report, the format fixed by the URL: a link is a file to open.
+    path(
+        "erp/runs/<int:run_id>/changes.csv",
+        views.run_changes_report,
+        {"fmt": "csv"},
+        name="run_changes_csv",
+    ),
+    path(
+        "erp/runs/<int:run_id>/changes.xlsx",
+        views.run_changes_report,
+        {"fmt": "xlsx"},
+        name="run_changes_xlsx",
+    ),
+    path(
+        "erp/runs/<int:run_id>/issues.csv",
+        views.run_issues_report,
+        {"fmt": "csv"},
+        name="run_issues_csv",
+    ),
+    path(
+        "erp/runs/<int:run_id>/issues.xlsx",
+        views.run_issues_report,
+        {"fmt": "xlsx"},
+        name="run_issues_xlsx",
+    ),
 ]

@@ -14,7 +14,7 @@ from django.contrib import messages
 from django.core.exceptions import ImproperlyConfigured
 from django.core.paginator import Paginator
 from django.db.models import Model, QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -40,6 +40,7 @@ from erp.secrets import SecretUnreadable
 from erp.templatetags.erp_tags import COUNT_LABELS
 from stores.access import store_view
 from stores.models import Store
+from vxm import spreadsheets
 
 PAGE_SIZE = 50
 RUNS_PER_PAGE = 25
@@ -451,21 +452,37 @@ def run_detail(request: HttpRequest, store: Store, run_id: int) -> HttpResponse:
 
 @store_view
 @require_safe
-def run_changes_csv(request: HttpRequest, store: Store, run_id: int) -> StreamingHttpResponse:
+def run_changes_report(
+    request: HttpRequest, store: Store, run_id: int, fmt: str
+) -> StreamingHttpResponse | FileResponse:
+    """The run's changes as `fmt` ("csv" or "xlsx", from the URL)."""
     run = _store_run(store, run_id)
-    return reports.csv_response(
-        reports.change_rows(run, store.tz), f"actualizacion-{run.pk}-cambios.csv"
-    )
+    locale = spreadsheets.report_locale()
+    rows = reports.change_rows(run)
+    name = f"actualizacion-{run.pk}-cambios.{fmt}"
+    if fmt == "xlsx":
+        return reports.xlsx_response(
+            reports.CHANGES_COLUMNS, rows, store.tz, locale, "Cambios", name
+        )
+    return reports.csv_response(reports.CHANGES_COLUMNS, rows, store.tz, locale, name)
 
 
 @store_view
 @require_safe
-def run_issues_csv(request: HttpRequest, store: Store, run_id: int) -> StreamingHttpResponse:
+def run_issues_report(
+    request: HttpRequest, store: Store, run_id: int, fmt: str
+) -> StreamingHttpResponse | FileResponse:
+    """The run's issues (of one kind with ?kind=) as `fmt` ("csv" or "xlsx")."""
     run = _store_run(store, run_id)
     kind = request.GET.get("kind", "")
     if kind not in IssueKind.values:
         kind = ""
     suffix = f"-{kind}" if kind else ""
-    return reports.csv_response(
-        reports.issue_rows(run, kind or None), f"actualizacion-{run.pk}-no-aplicados{suffix}.csv"
-    )
+    locale = spreadsheets.report_locale()
+    rows = reports.issue_rows(run, kind or None)
+    name = f"actualizacion-{run.pk}-no-aplicados{suffix}.{fmt}"
+    if fmt == "xlsx":
+        return reports.xlsx_response(
+            reports.ISSUES_COLUMNS, rows, store.tz, locale, "No aplicados", name
+        )
+    return reports.csv_response(reports.ISSUES_COLUMNS, rows, store.tz, locale, name)

@@ -5,14 +5,16 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
+import openpyxl
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from catalog.models import ChangeSource, Item, ItemChange
+from catalog.models import ChangeSource, Item, ItemChange, sku_key
 from stores.models import Store
 from tests.catalog.conftest import MakeItem, snapshot
 
@@ -76,22 +78,89 @@ def test_import_unknown_store_or_missing_file(tmp_path: Path, store: Store) -> N
         vxm("catalog", "import", "sur", str(tmp_path / "no-existe.csv"))
 
 
-def test_export_csv_and_json_to_stdout(store: Store, make_item: MakeItem) -> None:
-    make_item("A", "Uno", stock=2, price="18250")
+# Real-store rows for the CLI export, whose CSV and JSON scripts read: these must
+# stay byte for byte as the fixtures (comma, point decimals, English columns).
+CLI_EXPORT_ITEMS = [
+    ("A-1", "Aceite", 120, "99.5"),
+    ("B-2", 'Tornillo 1/2", caja', 0, "18250"),
+    ("C-Ñ 10+%#", "Ñoquis de acá; 1,5 kg", 3, "1234.56"),
+    ("D-9", "Absurdo", 2_000_000_000, "99999999.99"),
+]
+EXPORTED_AT = datetime(2026, 3, 2, 15, 30, 5, 123456, tzinfo=UTC)
+FIXTURES = Path(__file__).with_name("fixtures")
 
-    csv_out, _ = vxm("catalog", "export", "sur")
-    json_out, _ = vxm("catalog", "export", "sur", "--format", "json")
 
-    header, row, end = csv_out.split("\n")
-    assert header == "sku,name,stock,wholesale_price,updated_at"
-    assert row.startswith("A,Uno,2,18250.00,") and end == ""
-    [item] = json.loads(json_out)
-    assert item["wholesale_price"] == "18250.00" and item["stock"] == 2
+def seed_cli_export(store: Store) -> None:
+    Item.objects.bulk_create(
+        Item(
+            store=store,
+            sku=sku,
+            sku_key=sku_key(sku),
+            name=name,
+            stock=stock,
+            wholesale_price=Decimal(price),
+        )
+        for sku, name, stock, price in CLI_EXPORT_ITEMS
+    )
+    Item.objects.filter(store=store).update(updated_at=EXPORTED_AT)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_export_csv_and_json_stay_as_scripts_read_them(store: Store, fmt: str) -> None:
+    seed_cli_export(store)
+    expected = (FIXTURES / f"cli_export.{fmt}").read_bytes()
+
+    args = ("catalog", "export", "sur") + (("--format", fmt) if fmt == "json" else ())
+    out, _ = vxm(*args)
+
+    assert out.encode("utf-8") == expected
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_export_to_a_file_writes_the_same_bytes(tmp_path: Path, store: Store, fmt: str) -> None:
+    seed_cli_export(store)
+    target = tmp_path / f"catalogo.{fmt}"
+
+    _, err = vxm("catalog", "export", "sur", "--format", fmt, "--output", str(target))
+
+    assert target.read_bytes() == (FIXTURES / f"cli_export.{fmt}").read_bytes()
+    assert f"guardado en {target}" in err
+
+
+def test_export_xlsx_to_a_file(tmp_path: Path, store: Store) -> None:
+    seed_cli_export(store)
+    target = tmp_path / "catalogo.xlsx"
+
+    vxm("catalog", "export", "sur", "--format", "xlsx", "--output", str(target))
+
+    sheet = openpyxl.load_workbook(target).active
+    assert sheet.freeze_panes == "A2"
+    rows = list(sheet.iter_rows(values_only=True))
+    assert rows[0] == ("SKU", "Nombre", "Stock", "Precio mayorista", "Actualizado")
+    local = datetime(2026, 3, 2, 12, 30, 5, 123000)  # the store's -03:00, naive
+    by_sku = {row[0]: row for row in rows[1:]}
+    assert by_sku["C-Ñ 10+%#"][1:4] == ("Ñoquis de acá; 1,5 kg", 3, 1234.56)
+    assert by_sku["D-9"][2:4] == (2_000_000_000, 99999999.99)
+    moment = by_sku["A-1"][4]
+    assert isinstance(moment, datetime) and abs((moment - local).total_seconds()) < 0.01
+    assert not list(tmp_path.glob("*.parcial"))  # no leftover partial file
+
+
+def test_export_xlsx_without_output_refuses_to_print_binary(store: Store) -> None:
+    with pytest.raises(CommandError, match="indicá dónde guardarlo con --output") as e:
+        vxm("catalog", "export", "sur", "--format", "xlsx")
+    assert "--output catalogo-sur.xlsx" in str(e.value)
+
+
+def test_export_to_an_unwritable_place_says_so(tmp_path: Path, store: Store) -> None:
+    target = tmp_path / "no-existe" / "catalogo.xlsx"
+    with pytest.raises(CommandError, match="No se pudo escribir"):
+        vxm("catalog", "export", "sur", "--format", "xlsx", "--output", str(target))
 
 
 def test_export_rejects_an_unknown_format(store: Store) -> None:
     with pytest.raises(CommandError, match="invalid choice"):
-        vxm("catalog", "export", "sur", "--format", "xlsx")
+        vxm("catalog", "export", "sur", "--format", "xml")
 
 
 def test_real_cli_end_to_end(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+import openpyxl
 from django.test import Client
 from django.urls import reverse
 
@@ -13,6 +14,7 @@ from catalog import export
 from catalog.models import Item
 from stores.models import Store
 from tests.catalog.conftest import MakeItem
+from vxm import spreadsheets
 
 UPDATED = datetime(2026, 3, 2, 15, 30, 5, tzinfo=UTC)
 
@@ -33,25 +35,60 @@ def sample(store: Store, other_store: Store, make_item: MakeItem) -> None:
     Item.objects.filter(store=store).update(updated_at=UPDATED)
 
 
-def test_csv_download(
+def test_csv_download_opens_right_in_excel_in_argentina(
     admin_client: Client, store: Store, other_store: Store, make_item: MakeItem
 ) -> None:
     sample(store, other_store, make_item)
+    make_item("ÑA 10+%#", "Ñoquis de acá; 1,5 kg", stock=3, price="1234.56")
+    Item.objects.filter(store=store).update(updated_at=UPDATED)
 
     response = download(admin_client, store)
 
     assert response.streaming
     assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert response["Content-Disposition"].startswith('attachment; filename="catalogo-sur-')
-    text = body(response)
-    assert text.startswith("\ufeff")  # so Excel reads accents right
-    rows = list(csv.reader(io.StringIO(text.removeprefix("\ufeff"))))
-    assert rows == [
-        ["sku", "name", "stock", "wholesale_price", "updated_at"],
-        ["A-1", "Aceite", "120", "99.50", "2026-03-02T12:30:05-03:00"],
-        ["B-2", 'Tornillo 1/2", caja', "0", "18250.00", "2026-03-02T12:30:05-03:00"],
+    raw = b"".join(response.streaming_content)
+    assert raw.startswith(b"\xef\xbb\xbf")  # UTF-8 BOM: Excel reads accents right
+    text = raw.decode("utf-8").removeprefix("\ufeff")
+    assert text.splitlines()[0] == "SKU;Nombre;Stock;Precio mayorista;Actualizado"
+    rows = list(csv.reader(io.StringIO(text), delimiter=";"))
+    assert sorted(rows[1:]) == sorted(
+        [
+            ["ÑA 10+%#", "Ñoquis de acá; 1,5 kg", "3", "1234,56", "02/03/2026 12:30:05"],
+            ["A-1", "Aceite", "120", "99,50", "02/03/2026 12:30:05"],
+            ["B-2", 'Tornillo 1/2", caja', "0", "18250,00", "02/03/2026 12:30:05"],
+        ]
+    )
+
+
+def test_xlsx_download_has_numbers_dates_and_a_frozen_header(
+    admin_client: Client, store: Store, other_store: Store, make_item: MakeItem
+) -> None:
+    sample(store, other_store, make_item)
+    make_item("=1+1", "Ñandú", stock=7, price="1234.56")
+    Item.objects.filter(store=store).update(updated_at=UPDATED)
+
+    response = download(admin_client, store, "xlsx")
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == spreadsheets.XLSX_CONTENT_TYPE
+    assert ".xlsx" in response["Content-Disposition"]
+    workbook = openpyxl.load_workbook(io.BytesIO(b"".join(response.streaming_content)))
+    sheet = workbook.active
+    assert sheet.title == "Catálogo"
+    assert sheet.freeze_panes == "A2"
+    assert sheet.column_dimensions["B"].width > sheet.column_dimensions["C"].width
+    rows = list(sheet.iter_rows(values_only=True))
+    local = datetime(2026, 3, 2, 12, 30, 5)  # the store's time (-03:00), naive
+    assert rows[0] == ("SKU", "Nombre", "Stock", "Precio mayorista", "Actualizado")
+    assert sorted(rows[1:]) == [
+        ("=1+1", "Ñandú", 7, 1234.56, local),  # the SKU is text, not a formula
+        ("A-1", "Aceite", 120, 99.5, local),
+        ("B-2", 'Tornillo 1/2", caja', 0, 18250, local),
     ]
-    assert datetime.fromisoformat(rows[1][4]) == UPDATED
+    assert sheet["D2"].number_format == "#,##0.00"
+    assert all(sheet.cell(row=r, column=1).data_type == "s" for r in range(2, 5))
+    assert sheet["E2"].is_date
 
 
 def test_json_download(
@@ -83,14 +120,14 @@ def test_json_download(
 def test_empty_catalog_exports_a_header_or_an_empty_list(
     admin_client: Client, store: Store
 ) -> None:
-    assert (
-        body(download(admin_client, store)) == "\ufeffsku,name,stock,wholesale_price,updated_at\n"
+    assert body(download(admin_client, store)) == (
+        "\ufeffSKU;Nombre;Stock;Precio mayorista;Actualizado\r\n"
     )
     assert json.loads(body(download(admin_client, store, "json"))) == []
 
 
 def test_unknown_format_is_refused(admin_client: Client, store: Store) -> None:
-    assert download(admin_client, store, "xlsx").status_code == 400
+    assert download(admin_client, store, "xml").status_code == 400
 
 
 def test_other_store_export_is_404(admin_client: Client, other_store: Store) -> None:

@@ -92,11 +92,9 @@ def test_a_locked_item_keeps_its_values_through_a_full_update_and_is_listed_as_l
     response = admin_client.get(
         reverse("erp:run_issues_csv", args=[store.slug, run.pk]), {"kind": "locked"}
     )
-    rows = list(csv.reader(io.StringIO(response.getvalue().decode("utf-8-sig"))))
-    assert rows[0] == ["kind", "code", "sku", "reason", "kind_label"]
-    assert [(r[0], r[2], r[4]) for r in rows[1:]] == [
-        ("locked", LOCKED_SKU, "Bloqueado en la tienda")
-    ]
+    rows = list(csv.reader(io.StringIO(response.getvalue().decode("utf-8-sig")), delimiter=";"))
+    assert rows[0] == ["Tipo", "Código ERP", "SKU", "Motivo"]
+    assert [(r[0], r[2]) for r in rows[1:]] == [("Bloqueado en la tienda", LOCKED_SKU)]
 
 
 def test_unlocking_lets_the_next_full_update_bring_the_erps_values(

@@ -12,10 +12,11 @@ import json
 import logging
 import re
 import socket
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import openpyxl
 import pytest
 from cryptography.fernet import Fernet
 from django.contrib.auth import get_user_model
@@ -33,6 +34,7 @@ from nonsistemas_standin import Fault
 from stores.models import Membership, Store
 from tests.conftest import ERP_PASSWORD, ERP_USER, TEST_PASSWORD
 from tests.erp.sync_helpers import connect, make_items
+from vxm.spreadsheets import XLSX_CONTENT_TYPE as XLSX
 
 IMMEDIATE = {"default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"}}
 HTMX = {"HX-Request": "true"}
@@ -539,25 +541,73 @@ def test_csv_downloads_have_the_right_rows(
     assert response.status_code == 200 and response.streaming
     assert response["Content-Type"].startswith("text/csv")
     assert f"actualizacion-{run.pk}-cambios.csv" in response["Content-Disposition"]
-    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))
-    assert rows[0] == ["sku", "name", "old_stock", "new_stock", "old_price", "new_price", "at"]
+    raw = b"".join(response.streaming_content)
+    assert raw.startswith("\ufeff".encode())  # so Excel reads the accents as UTF-8
+    rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig")), delimiter=";"))
+    assert rows[0] == [
+        "SKU",
+        "Nombre",
+        "Stock anterior",
+        "Stock nuevo",
+        "Precio anterior",
+        "Precio nuevo",
+        "Fecha",
+    ]
     by_sku = {row[0]: row for row in rows[1:]}
     assert len(by_sku) == 7
-    assert by_sku["ACE-0001"][1:6] == ["ACE-0001", "5", "340", "100.00", "18250.00"]
+    assert by_sku["ACE-0001"][1:6] == ["ACE-0001", "5", "340", "100,00", "18250,00"]
     assert by_sku["PUSD"][1:6] == ["PUSD", "1", "8", "", ""]
-    assert by_sku["ACE-0001"][6].endswith("-03:00")  # the store's time zone
+    # The store's time zone, day first as Excel in Argentina reads a date.
+    local = timezone.localtime(run.started_at, store.tz)
+    assert by_sku["ACE-0001"][6].startswith(local.strftime("%d/%m/%Y"))
 
     response = admin_client.get(url("run_issues_csv", store, run.pk))
-    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))
-    assert rows[0] == ["kind", "code", "sku", "reason", "kind_label"]
+    raw = b"".join(response.streaming_content)
+    rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig")), delimiter=";"))
+    assert rows[0] == ["Tipo", "Código ERP", "SKU", "Motivo"]
+    labels = dict(IssueKind.choices)
     assert sorted((r[0], r[1].strip(), r[2]) for r in rows[1:]) == sorted(
-        (i.kind, i.code.strip(), i.sku) for i in RunIssue.objects.filter(run=run)
+        (labels[i.kind], i.code.strip(), i.sku) for i in RunIssue.objects.filter(run=run)
     )
     assert all(r[3] for r in rows[1:])
 
     response = admin_client.get(url("run_issues_csv", store, run.pk), {"kind": "unmatched"})
-    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))
-    assert [r[:2] for r in rows[1:]] == [["unmatched", "GHOST-9"]]
+    raw = b"".join(response.streaming_content)
+    rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig")), delimiter=";"))
+    assert [r[:2] for r in rows[1:]] == [[labels["unmatched"], "GHOST-9"]]
+
+
+def test_xlsx_downloads_have_typed_cells(
+    admin_client, store, catalog_scenario, immediate_tasks, django_capture_on_commit_callbacks
+):
+    press_update(admin_client, store, django_capture_on_commit_callbacks)
+    run = Run.objects.get(store=store)
+
+    response = admin_client.get(url("run_changes_xlsx", store, run.pk))
+    assert response.status_code == 200
+    assert response["Content-Type"] == XLSX
+    assert f"actualizacion-{run.pk}-cambios.xlsx" in response["Content-Disposition"]
+    sheet = openpyxl.load_workbook(io.BytesIO(b"".join(response.streaming_content))).active
+    assert sheet.freeze_panes == "A2"  # the header stays while scrolling
+    rows = list(sheet.iter_rows(values_only=True))
+    assert rows[0][:3] == ("SKU", "Nombre", "Stock anterior")
+    by_sku = {row[0]: row for row in rows[1:]}
+    ace = by_sku["ACE-0001"]
+    assert ace[2:6] == (5, 340, 100, 18250)
+    assert all(isinstance(v, int | float) for v in ace[2:6])  # numbers, not text
+    assert sheet.cell(row=2, column=5).number_format == "#,##0.00"
+    assert by_sku["PUSD"][4:6] == (None, None)
+    # A real date, in the store's time zone (naive: Excel has no zones).
+    assert isinstance(ace[6], datetime)
+    change = ItemChange.objects.filter(run=run, item__sku="ACE-0001").get()
+    expected = timezone.localtime(change.at, store.tz).replace(tzinfo=None, microsecond=0)
+    assert abs((ace[6] - expected).total_seconds()) < 1
+
+    response = admin_client.get(url("run_issues_xlsx", store, run.pk), {"kind": "unmatched"})
+    sheet = openpyxl.load_workbook(io.BytesIO(b"".join(response.streaming_content))).active
+    rows = list(sheet.iter_rows(values_only=True))
+    assert rows[0] == ("Tipo", "Código ERP", "SKU", "Motivo")
+    assert [r[:2] for r in rows[1:]] == [(dict(IssueKind.choices)["unmatched"], "GHOST-9")]
 
 
 def test_csv_cells_cannot_smuggle_spreadsheet_formulas(admin_client, store, standin, connected):
@@ -568,8 +618,13 @@ def test_csv_cells_cannot_smuggle_spreadsheet_formulas(admin_client, store, stan
     run = execute_run(request_update(store, origin="cli", enqueue=False).pk)
     changes = b"".join(admin_client.get(url("run_changes_csv", store, run.pk)).streaming_content)
     issues = b"".join(admin_client.get(url("run_issues_csv", store, run.pk)).streaming_content)
-    assert b"\n'=HYPERLINK(1)," in changes.replace(b"\r\n", b"\n")
-    assert b",'@SUM(1)," in issues
+    assert b"\n'=HYPERLINK(1);" in changes.replace(b"\r\n", b"\n")
+    assert b";'@SUM(1);" in issues
+    # In the XLSX they are text cells, never formulas.
+    workbook = b"".join(admin_client.get(url("run_changes_xlsx", store, run.pk)).streaming_content)
+    sheet = openpyxl.load_workbook(io.BytesIO(workbook)).active
+    assert sheet.cell(row=2, column=1).value == "=HYPERLINK(1)"
+    assert sheet.cell(row=2, column=1).data_type == "s"
 
 
 def test_second_identical_update_changes_nothing(

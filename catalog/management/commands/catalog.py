@@ -1,6 +1,8 @@
-"""`vxm catalog import SLUG FILE.csv`, `vxm catalog export SLUG [--format csv|json]`,
+"""`vxm catalog import SLUG FILE.csv`, `vxm catalog export SLUG [--format csv|json|xlsx]
+[--output FILE]`,
 `vxm catalog ambiguous SLUG` and `vxm catalog lock|unlock SLUG SKU...`."""
 
+import contextlib
 import getpass
 import os
 import sys
@@ -11,12 +13,14 @@ from contextlib import contextmanager
 from typing import IO, Any
 
 from django.core.management.base import BaseCommand, CommandError
+from xlsxwriter.exceptions import FileCreateError
 
 from catalog import export
 from catalog.csv_import import MAX_FILE_BYTES, NOTHING_IMPORTED, import_csv
 from catalog.locks import SkuNotFound, find_items, set_erp_lock
 from catalog.models import ambiguous_groups
 from stores.models import Store
+from vxm import spreadsheets
 
 
 class Command(BaseCommand):
@@ -33,9 +37,16 @@ class Command(BaseCommand):
         )
         imp.add_argument("slug", help="Slug de la tienda.")
         imp.add_argument("file", help="Archivo CSV.")
-        exp = actions.add_parser("export", help="Escribe el catálogo en la salida estándar.")
+        exp = actions.add_parser(
+            "export",
+            help="Escribe el catálogo en la salida estándar o en un archivo (--output). "
+            "csv y json son para programas (coma y punto decimal); xlsx es para Excel.",
+        )
         exp.add_argument("slug", help="Slug de la tienda.")
         exp.add_argument("--format", choices=export.FORMATS, default="csv", dest="fmt")
+        exp.add_argument(
+            "--output", metavar="ARCHIVO", help="Archivo a escribir (obligatorio con xlsx)."
+        )
         amb = actions.add_parser(
             "ambiguous",
             help="Lista los SKU que difieren sólo en mayúsculas o espacios: NonSistemas no "
@@ -72,9 +83,20 @@ class Command(BaseCommand):
         elif options["action"] in ("lock", "unlock"):
             self.lock(store, options["skus"], locked=options["action"] == "lock")
         else:
-            self.export(store, options["fmt"])
+            self.export(store, options["fmt"], options["output"])
 
-    def export(self, store: Store, fmt: str) -> None:
+    def export(self, store: Store, fmt: str, output: str | None) -> None:
+        if output:
+            self.export_to_file(store, fmt, output)
+            return
+        if fmt == "xlsx":
+            # A workbook is a zip: on a terminal it is garbage, and a pipe is
+            # rarely what was meant.
+            raise CommandError(
+                "El formato xlsx es un archivo binario: indicá dónde guardarlo con "
+                f"--output, por ejemplo: vxm catalog export {store.slug} --format xlsx "
+                f"--output catalogo-{store.slug}.xlsx"
+            )
         try:
             for piece in export.iter_export(store, fmt):
                 self.stdout.write(piece, ending="")
@@ -85,6 +107,28 @@ class Command(BaseCommand):
             # complaint when it flushes stdout at exit.
             _silence_stdout()
             raise CommandError("La salida se cerró antes de terminar la exportación.") from None
+
+    def export_to_file(self, store: Store, fmt: str, path: str) -> None:
+        """Writes beside `path` and renames at the end, so a failure leaves no half
+        file where the old one (if any) was."""
+        partial = f"{path}.parcial"
+        try:
+            if fmt == "xlsx":
+                export.write_xlsx(store, partial, spreadsheets.report_locale())
+            else:
+                # newline="": the same bytes as on standard output.
+                with open(partial, "w", encoding="utf-8", newline="") as f:
+                    for piece in export.iter_export(store, fmt):
+                        f.write(piece)
+            os.replace(partial, path)
+        except (OSError, FileCreateError) as e:
+            with contextlib.suppress(OSError):
+                os.remove(partial)
+            # XlsxWriter wraps the OSError that says why.
+            cause = e.__context__ if isinstance(e, FileCreateError) else e
+            reason = cause.strerror if isinstance(cause, OSError) and cause.strerror else e
+            raise CommandError(f"No se pudo escribir «{path}»: {reason}.") from None
+        self.stderr.write(f"Catálogo de «{store.slug}» guardado en {path}.")
 
     def import_file(self, store: Store, path: str) -> None:
         try:
