@@ -75,7 +75,8 @@ def test_catalog_import_of_a_file_that_fails_to_read(store: Store, an_item: Item
     ("args", "message"),
     [
         (("catalog", "import", "nada", "x.csv"), "No existe la tienda «nada»"),
-        (("catalog", "export", "sur", "--format", "xlsx"), "invalid choice: 'xlsx'"),
+        (("catalog", "export", "sur", "--format", "xml"), "invalid choice: 'xml'"),
+        (("catalog", "export", "sur", "--format", "xlsx"), "indicá dónde guardarlo con --output"),
         (("store", "create", "mal slug!", "--name", "X"), "No se creó la tienda: slug"),
         (("store", "create", "eu", "--name", "X", "--currency", "EUR"), "invalid choice: 'EUR'"),
         (("store", "create", "tz", "--name", "X", "--time-zone", "Marte/Olimpo"), "zona horaria"),
