@@ -237,6 +237,7 @@ def assert_row_values_visible(page: Any, where: str, labels: tuple[str, ...]) ->
             )
 
 
+@pytest.mark.urls("tests.error_urls")  # adds a view that crashes, for the 500 page
 def test_every_page_fits_a_phone(
     page: Any,
     live_server: Any,
@@ -271,6 +272,13 @@ def test_every_page_fits_a_phone(
     expect(page.locator("tbody tr")).to_have_count(3)
     expect(page.locator("tbody").get_by_text(BIG_PRICE)).to_have_count(2)
     assert_row_values_visible(page, "catalog", ("Stock", "Precio mayorista"))
+    # Still a table for a screen reader (Chromium's own accessibility tree): the
+    # header row is only hidden from sight, each price a cell under its header.
+    tree = page.context.new_cdp_session(page).send("Accessibility.getFullAXTree")
+    roles = [node.get("role", {}).get("value") for node in tree["nodes"] if not node["ignored"]]
+    assert roles.count("row") == 4 and "columnheader" in roles, roles
+    names = [node.get("name", {}).get("value") for node in tree["nodes"] if not node["ignored"]]
+    assert "Precio mayorista" in names, names
     both_widths("02-catalog", "catalog")
 
     # ---- the item and its history -------------------------------------------------------
@@ -321,10 +329,13 @@ def test_every_page_fits_a_phone(
     # ---- error pages, in a tab of their own: the fixture takes any 4xx/5xx for a fault --
     errors = page.context.new_page()
     errors.set_viewport_size(PHONE)
-    missing = live_server.url + reverse("erp:integrations", kwargs={"store_slug": "no-existe-esta"})
-    response = errors.goto(missing)
-    assert response is not None and response.status == 404
-    expect(errors.get_by_role("heading", name="No encontramos esta página")).to_be_visible()
-    assert_fits(errors, "404")
-    errors.screenshot(path=str(SCREENS / "phone-11-404-390.png"), full_page=True)
+    for name, path, status, heading in (
+        ("11-404", url("catalog:item", pk=999_999), 404, "No encontramos esta página"),
+        ("12-500", "/test-crash/", 500, "Algo falló de nuestro lado"),
+    ):
+        response = errors.goto(live_server.url + path if path.startswith("/") else path)
+        assert response is not None and response.status == status
+        expect(errors.get_by_role("heading", name=heading)).to_be_visible()
+        assert_fits(errors, name)
+        errors.screenshot(path=str(SCREENS / f"phone-{name}-390.png"), full_page=True)
     errors.close()
