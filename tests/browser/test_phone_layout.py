@@ -32,7 +32,7 @@ from erp.models import (
     RunIssue,
     RunStatus,
 )
-from stores.models import Store
+from stores.models import Membership, Store
 from tests.browser.conftest import SCREENS, log_in
 from tests.erp.sync_helpers import make_items
 
@@ -326,12 +326,22 @@ def test_every_page_fits_a_phone(
     assert_row_values_visible(page, "import report", ("SKU", "Problema"))
     both_widths("10-import-done", "import done")
 
+    # ---- the store chooser, once the admin has a second store with a long name ----------
+    other = Store.objects.create(
+        name="Distribuidora Mayorista Ferretería Ñandú Patagónica Sociedad Anónima",
+        slug="nandu-patagonica",
+    )
+    Membership.objects.create(store=other, user=admin_user)
+    page.goto(live_server.url + reverse("home"))
+    expect(page.get_by_role("heading", name="Tus tiendas")).to_be_visible()
+    both_widths("11-stores", "stores")
+
     # ---- error pages, in a tab of their own: the fixture takes any 4xx/5xx for a fault --
     errors = page.context.new_page()
     errors.set_viewport_size(PHONE)
     for name, path, status, heading in (
-        ("11-404", url("catalog:item", pk=999_999), 404, "No encontramos esta página"),
-        ("12-500", "/test-crash/", 500, "Algo falló de nuestro lado"),
+        ("12-404", url("catalog:item", pk=999_999), 404, "No encontramos esta página"),
+        ("13-500", "/test-crash/", 500, "Algo falló de nuestro lado"),
     ):
         response = errors.goto(live_server.url + path if path.startswith("/") else path)
         assert response is not None and response.status == status
