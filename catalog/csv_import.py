@@ -378,9 +378,10 @@ _SharedKeys = dict[str, list[_Spelling]]
 
 def _check(f: BinaryFile, encoding: str, report: ImportReport) -> tuple[_Format, _SharedKeys]:
     fmt, records = _records(f, encoding)
-    # sku_key -> (SKU as written, first line): finds exact repeats (errors) and
-    # keys written several ways ("ACE-1", "ace-1"), which pass 2 resolves by exact
-    # SKU or skips (`_match`).
+    # SKU as written -> its first line: an exact repeat is an error.
+    lines: dict[str, int] = {}
+    # sku_key -> (SKU as written, first line): keys written several ways ("ACE-1",
+    # "ace-1"), which pass 2 resolves by exact SKU or skips (`_match`).
     seen: dict[str, tuple[str, int]] = {}
     shared: _SharedKeys = {}
     for line, cells in records:
@@ -389,14 +390,16 @@ def _check(f: BinaryFile, encoding: str, report: ImportReport) -> tuple[_Format,
         if isinstance(row, RowError):
             report.add_error(row.line, row.sku, row.reason)
             continue
+        repeated = lines.setdefault(row.raw_sku, line)
+        if repeated != line:
+            report.add_error(
+                line, row.sku, f"SKU repetido: «{row.sku}» está en las líneas {repeated} y {line}."
+            )
+            continue
         key = sku_key(row.sku)
         first = seen.get(key)
         if first is None:
             seen[key] = (row.raw_sku, line)
-        elif first[0] == row.raw_sku:
-            report.add_error(
-                line, row.sku, f"SKU repetido: «{row.sku}» está en las líneas {first[1]} y {line}."
-            )
         else:
             spellings = shared.setdefault(key, [_Spelling(first[0], clean_sku(first[0]), first[1])])
             spellings.append(_Spelling(row.raw_sku, row.sku, line))
@@ -496,14 +499,14 @@ def _match(
             "no se importó esta fila. Dejá una sola fila por producto, con el SKU escrito "
             "como en el catálogo."
         )
-    if len(candidates) > 1:
-        return (
-            f"La tienda tiene {len(candidates)} productos cuyo SKU difiere de «{row.sku}» sólo "
-            f"en mayúsculas o espacios ({_quoted(sorted(i.sku for i in candidates))}): no "
-            "sabemos cuál actualizar y no se tocó ninguno. Escribí el SKU exactamente como "
-            "el del producto que querés actualizar."
-        )
-    return candidates[0] if candidates else None
+    # Only this row has its key in the file (`others` is empty), and the fast path
+    # above did not decide: several items share it.
+    return (
+        f"La tienda tiene {len(candidates)} productos cuyo SKU difiere de «{row.sku}» sólo "
+        f"en mayúsculas o espacios ({_quoted(sorted(i.sku for i in candidates))}): no "
+        "sabemos cuál actualizar y no se tocó ninguno. Escribí el SKU exactamente como "
+        "el del producto que querés actualizar."
+    )
 
 
 def _apply_chunk(

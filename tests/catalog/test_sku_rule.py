@@ -163,6 +163,21 @@ def test_the_same_sku_twice_in_a_file_is_still_an_error(store: Store) -> None:
     assert "SKU repetido" in report.errors[0].reason
 
 
+def test_a_repeated_sku_is_an_error_after_another_spelling_of_its_key(
+    store: Store, make_item: MakeItem
+) -> None:
+    # "ACE-1" twice must not update the item twice, even when "ace-1" came first.
+    make_item("ACE-1", "Aceite", stock=1, price="10.00")
+
+    report = run(store, HEADER + "ace-1,Aceite,2,10\nACE-1,Aceite,3,10\nACE-1,Aceite,4,10\n")
+
+    assert not report.applied
+    assert [(e.line, e.reason) for e in report.errors] == [
+        (4, "SKU repetido: «ACE-1» está en las líneas 3 y 4.")
+    ]
+    assert stored(store) == {"ACE-1": ("Aceite", 1, Decimal("10.00"))}
+
+
 def test_a_sku_left_with_spaces_by_the_migration_is_found_by_its_exact_spelling(
     store: Store, make_item: MakeItem
 ) -> None:
