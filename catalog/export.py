@@ -59,17 +59,11 @@ def _price(value: Decimal) -> str:
     return f"{value:.2f}"
 
 
-def iter_csv(store: Store, *, excel_bom: bool = False) -> Iterator[str]:
-    """The CSV text in pieces: a header line, then one piece per few hundred rows.
-
-    `excel_bom` starts the text with a UTF-8 BOM, which Excel needs to show accents
-    and "ñ" correctly; our own import accepts it.
-    """
+def iter_csv(store: Store) -> Iterator[str]:
+    """The CSV text in pieces: a header line, then one piece per few hundred rows."""
     tz = store.tz
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    if excel_bom:
-        buffer.write("\ufeff")
     writer.writerow(COLUMNS)
     for count, (sku, name, stock, price, updated_at) in enumerate(iter_rows(store), 1):
         writer.writerow((sku, name, stock, _price(price), updated_at.astimezone(tz).isoformat()))
@@ -119,20 +113,10 @@ def write_xlsx(store: Store, target: IO[bytes] | str, locale: ReportLocale) -> N
     )
 
 
-def xlsx_tempfile(store: Store, locale: ReportLocale) -> IO[bytes]:
-    return spreadsheets.xlsx_tempfile(
-        "Catálogo", SPREADSHEET_COLUMNS, iter_rows(store), store.tz, locale
-    )
-
-
-def iter_export(store: Store, fmt: str, *, excel_bom: bool = False) -> Iterator[str]:
+def iter_export(store: Store, fmt: str) -> Iterator[str]:
     """The plain export in `fmt` ("csv" or "json"), as the CLI prints it."""
     if fmt == "json":
         return iter_json(store)
     if fmt == "csv":
-        return iter_csv(store, excel_bom=excel_bom)
+        return iter_csv(store)
     raise ValueError(f"unknown export format {fmt!r}")
-
-
-def content_type(fmt: str) -> str:
-    return "application/json" if fmt == "json" else "text/csv; charset=utf-8"

@@ -382,18 +382,18 @@ def item_export(
     filename = f"catalogo-{store.slug}-{stamp}.{fmt}"
     locale = spreadsheets.report_locale()
     if fmt == "xlsx":
-        return FileResponse(
-            export.xlsx_tempfile(store, locale),
-            as_attachment=True,
-            filename=filename,
-            content_type=spreadsheets.XLSX_CONTENT_TYPE,
+        return spreadsheets.xlsx_response(
+            export.SPREADSHEET_COLUMNS,
+            export.iter_rows(store),
+            store.tz,
+            locale,
+            "Catálogo",
+            filename,
         )
     if fmt == "csv":
-        pieces = export.iter_excel_csv(store, locale)
-        content_type = spreadsheets.CSV_CONTENT_TYPE
-    else:
-        pieces = export.iter_json(store)
-        content_type = export.content_type(fmt)
-    response = StreamingHttpResponse(pieces, content_type=content_type)
+        return spreadsheets.csv_response(
+            export.SPREADSHEET_COLUMNS, export.iter_rows(store), store.tz, locale, filename
+        )
+    response = StreamingHttpResponse(export.iter_json(store), content_type="application/json")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response

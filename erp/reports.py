@@ -8,15 +8,12 @@ written row by row to a temporary file (vxm/spreadsheets.py).
 
 from collections.abc import Iterator
 from datetime import datetime, tzinfo
-from typing import IO, Any
-
-from django.http import FileResponse, StreamingHttpResponse
+from typing import Any
 
 from catalog.models import ItemChange
 from erp.actions import requested_by_label
 from erp.models import IssueKind, Run
-from vxm import spreadsheets
-from vxm.spreadsheets import Column, ReportLocale
+from vxm.spreadsheets import Column
 
 CHANGES_COLUMNS = (
     Column("SKU", width=18),
@@ -57,35 +54,6 @@ def issue_rows(run: Run, kind: str | None = None) -> Iterator[tuple[Any, ...]]:
         "kind", "code", "sku", "reason"
     ).iterator(CHUNK):
         yield (str(labels.get(issue_kind, issue_kind)), code, sku, reason)
-
-
-def csv_response(
-    columns: tuple[Column, ...],
-    rows: Iterator[tuple[Any, ...]],
-    tz: tzinfo,
-    locale: ReportLocale,
-    filename: str,
-) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(
-        spreadsheets.iter_csv(columns, rows, tz, locale),
-        content_type=spreadsheets.CSV_CONTENT_TYPE,
-    )
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
-
-
-def xlsx_response(
-    columns: tuple[Column, ...],
-    rows: Iterator[tuple[Any, ...]],
-    tz: tzinfo,
-    locale: ReportLocale,
-    sheet: str,
-    filename: str,
-) -> FileResponse:
-    f: IO[bytes] = spreadsheets.xlsx_tempfile(sheet, columns, rows, tz, locale)
-    return FileResponse(
-        f, as_attachment=True, filename=filename, content_type=spreadsheets.XLSX_CONTENT_TYPE
-    )
 
 
 def _iso(moment: datetime | None, tz: tzinfo) -> str | None:

@@ -461,10 +461,10 @@ def run_changes_report(
     rows = reports.change_rows(run)
     name = f"actualizacion-{run.pk}-cambios.{fmt}"
     if fmt == "xlsx":
-        return reports.xlsx_response(
+        return spreadsheets.xlsx_response(
             reports.CHANGES_COLUMNS, rows, store.tz, locale, "Cambios", name
         )
-    return reports.csv_response(reports.CHANGES_COLUMNS, rows, store.tz, locale, name)
+    return spreadsheets.csv_response(reports.CHANGES_COLUMNS, rows, store.tz, locale, name)
 
 
 @store_view
@@ -482,7 +482,7 @@ def run_issues_report(
     rows = reports.issue_rows(run, kind or None)
     name = f"actualizacion-{run.pk}-no-aplicados{suffix}.{fmt}"
     if fmt == "xlsx":
-        return reports.xlsx_response(
+        return spreadsheets.xlsx_response(
             reports.ISSUES_COLUMNS, rows, store.tz, locale, "No aplicados", name
         )
-    return reports.csv_response(reports.ISSUES_COLUMNS, rows, store.tz, locale, name)
+    return spreadsheets.csv_response(reports.ISSUES_COLUMNS, rows, store.tz, locale, name)

@@ -19,6 +19,7 @@ from decimal import Decimal
 from typing import IO, Any, Literal
 
 import xlsxwriter
+from django.http import FileResponse, StreamingHttpResponse
 
 CellKind = Literal["text", "int", "money", "datetime"]
 
@@ -178,3 +179,35 @@ def xlsx_tempfile(
         raise
     f.seek(0)
     return f
+
+
+def csv_response(
+    columns: Sequence[Column],
+    rows: Iterable[Sequence[Any]],
+    tz: tzinfo,
+    locale: ReportLocale,
+    filename: str,
+) -> StreamingHttpResponse:
+    """A download of the CSV, streamed as it is written."""
+    response = StreamingHttpResponse(
+        iter_csv(columns, rows, tz, locale), content_type=CSV_CONTENT_TYPE
+    )
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+def xlsx_response(
+    columns: Sequence[Column],
+    rows: Iterable[Sequence[Any]],
+    tz: tzinfo,
+    locale: ReportLocale,
+    sheet_name: str,
+    filename: str,
+) -> FileResponse:
+    """A download of the workbook (written to a temporary file first)."""
+    return FileResponse(
+        xlsx_tempfile(sheet_name, columns, rows, tz, locale),
+        as_attachment=True,
+        filename=filename,
+        content_type=XLSX_CONTENT_TYPE,
+    )
