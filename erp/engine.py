@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db import DatabaseError, IntegrityError, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, IntegrityError, connections, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -147,9 +147,13 @@ def beating(run_id: int) -> Iterator[None]:
                         heartbeat_at=timezone.now()
                     )
                 except DatabaseError:
-                    # A busy database (SQLite's write lock held by a big page):
-                    # the next beat comes soon, and STALE_AFTER allows for it.
+                    # A busy database (SQLite's write lock held by a big page), or a
+                    # dropped connection: the next beat comes soon, and STALE_AFTER
+                    # allows for it. This thread serves no requests, so nothing else
+                    # would replace a broken connection: close it, the next beat
+                    # opens a new one.
                     logger.warning("run %s: could not beat its heartbeat", run_id, exc_info=True)
+                    connections[DEFAULT_DB_ALIAS].close_if_unusable_or_obsolete()
                     continue
                 if not alive:
                     return

@@ -87,8 +87,9 @@ class NonSistemasSource:
         # The feed's generator frames cannot be decorated (the decorator's frame is
         # gone once it has returned the generator): each page fetch is, instead.
         assert self.client is not None
-        # Every page request beats (retries and re-logins inside one are bounded by
-        # the client's request deadline, far below the stale-run threshold).
+        # Every page request beats, and learns here if the run was declared dead;
+        # during a long request (retries, re-logins, up to the client's deadline)
+        # the engine's beating thread keeps the run alive.
         if self._heartbeat is not None:
             self._heartbeat()
         return self.client.stock_page(**kwargs)

@@ -321,10 +321,10 @@ def parse_login(body: object) -> LoginAnswer | None:
         return None
     expires = body.get("expira_en")
     seconds: float | None = None
-    # JSON numbers arrive as int or Decimal (client.py); a float from other callers.
-    if not isinstance(expires, bool) and isinstance(expires, int | float | Decimal):
-        number = bounded_decimal(Decimal(str(expires)) if isinstance(expires, float) else expires)
-        seconds = float(number) if number is not None and number > 0 else None
+    # A JSON number (not the string form the stock fields use).
+    number = None if isinstance(expires, str) else parse_decimal(expires)
+    if number is not None and number > 0:
+        seconds = float(number)
     return LoginAnswer(token=token, expires_in=seconds)
 
 

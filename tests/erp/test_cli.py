@@ -235,6 +235,22 @@ def test_sync_prints_a_human_summary(store, standin):
     assert "Códigos sin producto en la tienda" in out and "Precios no aplicados" in out
 
 
+def test_a_signal_that_came_while_the_run_finished_does_not_report_it_stopped(
+    store, standin, monkeypatch
+):
+    # SIGTERM during the run's last transaction (no page boundary left): the run
+    # succeeded, and the command says so and exits 0.
+    import signal
+
+    from erp import stopping
+
+    connect(store, standin)
+    load_catalog(store, standin)
+    monkeypatch.setattr(stopping, "requested", lambda: signal.SIGTERM)
+    out, _ = vxm("sync", "sur")
+    assert out.startswith(f"Actualización #{Run.objects.get().pk}: Completada con avisos")
+
+
 def test_sync_shows_progress_on_a_terminal(store, standin):
     connect(store, standin)
     load_catalog(store, standin)

@@ -267,7 +267,8 @@ class Command(BaseCommand):
             if bar is not None:
                 bar.finish()
         signum = stopping.requested()
-        if signum is not None:
+        # A signal that came while the run was finishing did not stop it.
+        if signum is not None and run.error_code == ErrorCode.INTERRUPTED:
             # SIGTERM or Ctrl-C: the run stopped at a page boundary and says so.
             raise CommandError(
                 f"Actualización #{run.pk} detenida ({signal.Signals(signum).name}). Lo "
