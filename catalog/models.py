@@ -246,6 +246,8 @@ class ChangeSource(models.TextChoices):
     # who and when (item page, `vxm catalog lock`).
     LOCK = "lock", "Bloqueo frente a NonSistemas"
     UNLOCK = "unlock", "Desbloqueo"
+    # An undo of an ERP update (issue #11): puts back what that run set.
+    UNDO = "undo", "Deshacer actualización"
 
 
 class ItemChange(models.Model):

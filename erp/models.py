@@ -101,10 +101,36 @@ class RunStatus(models.TextChoices):
     SUCCEEDED = "succeeded", "Completada"
     WARNINGS = "warnings", "Completada con avisos"
     FAILED = "failed", "Falló"
+    # Issue #11: a guard rail tripped; nothing written, waiting for a person to
+    # apply it (→ queued → running → succeeded) or discard it.
+    HELD = "held", "Retenida"
+    DISCARDED = "discarded", "Descartada"
+    # Issue #12: stopped at a page boundary because someone asked.
+    CANCELLED = "cancelled", "Cancelada"
 
 
 ACTIVE_STATUSES = [RunStatus.QUEUED, RunStatus.RUNNING]
+# Runs that tried the ERP to the end (a discarded or cancelled run says nothing
+# about whether the settings work).
 FINISHED_STATUSES = [RunStatus.SUCCEEDED, RunStatus.WARNINGS, RunStatus.FAILED]
+
+
+class RunMode(models.TextChoices):
+    """What a run does with what it reads (issue #11)."""
+
+    UPDATE = "update", "Actualización"
+    # Reads the ERP like an update and writes nothing to the catalog.
+    PREVIEW = "preview", "Vista previa"
+    # Puts back what another run (`Run.undoes`) changed.
+    UNDO = "undo", "Deshacer"
+
+
+class RunPhase(models.TextChoices):
+    """What a running run is doing now (for progress)."""
+
+    NONE = "", "—"
+    PLANNING = "planning", "Leyendo el ERP"
+    APPLYING = "applying", "Aplicando cambios"
 
 
 class Run(models.Model):
@@ -117,8 +143,26 @@ class Run(models.Model):
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    # "panel", "cli", ... : where it was started from, for the history page.
+    # "panel", "cli", "schedule": where it was started from, for the history page.
     origin = models.CharField(max_length=16, default="panel")
+    mode = models.CharField(max_length=16, choices=RunMode.choices, default=RunMode.UPDATE)
+    phase = models.CharField(max_length=16, choices=RunPhase.choices, default="", blank=True)
+    # An undo run: the run whose changes it puts back.
+    undoes = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="undone_by"
+    )
+    # The guard rails a run tripped (why it is held), as the engine recorded them:
+    # a list of {"rule", "message", "examples"}.
+    guard_findings = models.JSONField(default=list, blank=True)
+    # Who applied or discarded a held run, and when.
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    # Someone asked a running run to stop (it ends `cancelled` at a page boundary).
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    # How many items the ERP announced it would send (for progress), when it says.
+    total_items = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -141,6 +185,9 @@ class Run(models.Model):
     discontinued = models.PositiveIntegerField(default=0)
     # Matched store items the run left alone because they are locked against the ERP.
     locked = models.PositiveIntegerField(default=0)
+    # Items a run applied later (a held run) left alone because the store changed
+    # them after the run read them.
+    changed_meanwhile = models.PositiveIntegerField(default=0)
     # Transport details, shown only as a detail of the run.
     reread = models.PositiveIntegerField(default=0)
     pages = models.PositiveIntegerField(default=0)
@@ -176,6 +223,7 @@ class Run(models.Model):
         "price_rejected",
         "discontinued",
         "locked",
+        "changed_meanwhile",
         "reread",
         "pages",
         "requests",
@@ -204,13 +252,15 @@ class IssueKind(models.TextChoices):
     PRICE_REJECTED = "price_rejected", "Precio no aplicado"
     DISCONTINUED = "discontinued", "Discontinuado en el ERP"
     LOCKED = "locked", "Bloqueado en la tienda"
+    CHANGED_MEANWHILE = "changed_meanwhile", "Cambiado en la tienda mientras tanto"
 
 
 class RunIssue(models.Model):
     """An ERP item a run did not apply (wholly or in part), and why."""
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="issues")
-    kind = models.CharField(max_length=16, choices=IssueKind.choices)
+    # The kind's value is also the name of the run's counter of it.
+    kind = models.CharField(max_length=32, choices=IssueKind.choices)
     code = models.CharField("código ERP", max_length=200, blank=True)
     sku = models.CharField(max_length=100, blank=True)
     reason = models.CharField("motivo", max_length=300)
@@ -228,6 +278,13 @@ class AuditAction(models.TextChoices):
     VERIFIED = "verified", "Verificó la conexión"
     UPDATE_REQUESTED = "update_requested", "Pidió una actualización"
     DISCONNECTED = "disconnected", "Desconectó el ERP"
+    PREVIEW_REQUESTED = "preview_requested", "Pidió una vista previa"
+    RUN_APPLIED = "run_applied", "Aplicó una actualización retenida"
+    RUN_DISCARDED = "run_discarded", "Descartó una actualización retenida"
+    UNDO_REQUESTED = "undo_requested", "Deshizo una actualización"
+    CANCEL_REQUESTED = "cancel_requested", "Canceló una actualización"
+    SCHEDULE_CHANGED = "schedule_changed", "Cambió las actualizaciones automáticas"
+    GUARDS_CHANGED = "guards_changed", "Cambió los controles de seguridad"
 
 
 class AuditEvent(models.Model):

@@ -27,6 +27,8 @@ COUNT_LABELS = (
     ("discontinued", "Discontinuados"),
     # Matched items locked in the store: left as they were (catalog.Item.erp_locked).
     ("locked", "Bloqueados en la tienda"),
+    # A held run applied later left these alone: the store changed them meanwhile.
+    ("changed_meanwhile", "Cambiados en la tienda mientras tanto"),
 )
 
 # How the status box words each count, singular and plural. The first four are
@@ -43,6 +45,11 @@ SUMMARY_WORDS = (
     ("price_rejected", "precio no aplicado", "precios no aplicados"),
     ("discontinued", "discontinuado", "discontinuados"),
     ("locked", "bloqueado en la tienda", "bloqueados en la tienda"),
+    (
+        "changed_meanwhile",
+        "cambiado en la tienda mientras tanto",
+        "cambiados en la tienda mientras tanto",
+    ),
 )
 SUMMARY_ALWAYS = 4
 

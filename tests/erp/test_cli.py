@@ -31,6 +31,8 @@ COUNTERS = {
     "price_rejected",
     "discontinued",
     "locked",
+    # Added by issue #11; keys are only ever added, never renamed or removed.
+    "changed_meanwhile",
     "reread",
     "pages",
     "requests",
