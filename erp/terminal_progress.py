@@ -11,11 +11,15 @@ also keep the ERP's announced total on the run (`record_total`), so the panel
 shows the progress of an update started here too.
 """
 
+import io
+import os
+import shutil
 import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from tqdm import tqdm
 
 from catalog.templatetags.money import thousands
@@ -43,29 +47,43 @@ class TerminalBar:
                 desc=_("Actualización #%(id)s") % {"id": run.pk},
                 unit=" ítems",
                 file=self.stream,
-                dynamic_ncols=True,
+                **_width(self.stream),
                 mininterval=0.2,
                 bar_format=self._format(stats.expected),
             )
         elif stats.expected is not None and self.bar.total != stats.expected:
             self.bar.total = stats.expected
             self.bar.bar_format = self._format(stats.expected)
-        self.bar.set_postfix_str(_("%(pages)s páginas") % {"pages": stats.pages}, refresh=False)
+        self.bar.set_postfix_str(pages_text(stats.pages), refresh=False)
         self.bar.update(max(0, run.received - self.bar.n))
 
     @staticmethod
     def _format(total: int | None) -> str:
         if total is None:
             # No total: no percentage nor estimate, only what came and how fast.
-            return "{desc}: {n_fmt}{unit} · {rate_fmt} · {elapsed} · {postfix}"
+            return "{desc}: {n_fmt}{unit} · {rate_fmt} · {elapsed}{postfix}"
         return _(
             "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt}{unit} · {rate_fmt} · "
-            "faltan {remaining} · {postfix}"
+            "faltan {remaining}{postfix}"
         )
 
     def finish(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+def _width(stream: TextIO) -> dict[str, Any]:
+    """Follow the terminal's size as it changes; but a pseudo-terminal that
+    reports 0 x 0 (a fresh `pty`, some CI runners) makes tqdm draw nothing at
+    all: there, COLUMNS x LINES, or 80 x 24."""
+    try:
+        size = os.get_terminal_size(stream.fileno())
+        if size.columns > 0 and size.lines > 0:
+            return {"dynamic_ncols": True}
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        pass
+    fallback = shutil.get_terminal_size()
+    return {"ncols": fallback.columns, "nrows": fallback.lines}
 
 
 class PlainLines:
@@ -88,6 +106,10 @@ class PlainLines:
         pass
 
 
+def pages_text(pages: int) -> str:
+    return ngettext("%(pages)s página", "%(pages)s páginas", pages) % {"pages": thousands(pages)}
+
+
 def plain_line(run: Run) -> str:
     """ "Actualización #7: 4.000 de 20.000 ítems (20 %), 8 páginas, 1.234 ítems/s,
     faltan unos 13 s"."""
@@ -100,7 +122,7 @@ def plain_line(run: Run) -> str:
         }
     else:
         got = _("%(received)s ítems") % {"received": thousands(p.received)}
-    parts = [got, _("%(pages)s páginas") % {"pages": thousands(p.pages)}]
+    parts = [got, pages_text(p.pages)]
     if p.rate is not None:
         parts.append(_("%(rate)s ítems/s") % {"rate": thousands(round(p.rate))})
     if p.remaining is not None:

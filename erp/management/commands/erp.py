@@ -37,6 +37,7 @@ from erp.engine import NotConnected, UpdateAlreadyRunning, execute_run, expire_s
 from erp.errors import ErrorCode
 from erp.forms import MAX_CA_BYTES, ConnectionForm
 from erp.models import Connection, Run, RunStatus
+from erp.progress import record_total
 from erp.templatetags.erp_tags import COUNT_LABELS
 from erp.terminal_progress import PlainLines, TerminalBar
 from stores.models import Store
@@ -254,7 +255,8 @@ class Command(BaseCommand):
             else:
                 bar = PlainLines(lambda line: self.stderr.write(line, style_func=str))
         try:
-            run = execute_run(run.pk, progress=bar)
+            # Without a bar the total is still kept on the run, for the panel's bar.
+            run = execute_run(run.pk, progress=bar if bar is not None else record_total)
         except KeyboardInterrupt:
             self._interrupted(run)
             raise CommandError(
