@@ -211,7 +211,7 @@ def test_a_cancelled_update_ends_cancelled_and_the_page_says_what_it_kept(
     press_cancel(page)
     status = page.locator("#erp-status")
     expect(status).to_contain_text("Cancelando…")
-    expect(status.locator(".badge")).to_have_text("Cancelada", timeout=60_000)
+    expect(status.locator(".badge").first).to_have_text("Cancelada", timeout=60_000)
     expect(status).to_contain_text(
         re.compile(
             rf"Cancelada por {re.escape(admin_user.email)}: se aplicaron? \d+ páginas? completas?; "
