@@ -22,7 +22,7 @@ from erp.models import Run, RunStatus
 from nonsistemas_standin.faults import Fault
 from nonsistemas_standin.generation import generated_items
 from stores.models import Store
-from tests.browser.conftest import _database_url, log_in
+from tests.browser.conftest import SCREENS, _database_url, log_in
 from tests.erp.sync_helpers import connect, make_items
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -175,7 +175,13 @@ def test_admin_watches_the_bar_move_on_a_computer_and_a_phone_and_cancels(
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     screenshot("g1-03-progress-390")
 
+    # The run's own page follows it too, and is where this admin cancels it.
+    page.locator("#erp-status").get_by_role("link", name=f"#{run.pk}").click()
+    expect(page.get_by_role("heading", name=f"Actualización #{run.pk}")).to_be_visible()
+    wait_for_bar_above(page, bar_value(page))
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
     press_cancel(page)
+    expect(page.get_by_role("heading", name=f"Actualización #{run.pk}")).to_be_visible()
     expect(page.locator(".messages")).to_contain_text(f"Cancelando la actualización #{run.pk}")
     expect(page.locator("#erp-status")).to_contain_text("Cancelando…")
     expect(page.locator("#erp-cancel")).to_contain_text(
@@ -183,7 +189,7 @@ def test_admin_watches_the_bar_move_on_a_computer_and_a_phone_and_cancels(
     )
     # Still polling: the page learns the end by itself.
     expect(page.locator("#erp-status")).to_have_attribute("hx-trigger", "every 2s")
-    screenshot("g1-04-cancelling-390")
+    page.screenshot(path=str(SCREENS / "g1-04-cancelling-390.png"))  # the top: not 500 rows
     run.refresh_from_db()
     assert run.cancel_requested_at is not None
 
