@@ -161,6 +161,12 @@ class Run(models.Model):
     decided_at = models.DateTimeField(null=True, blank=True)
     # Someone asked a running run to stop (it ends `cancelled` at a page boundary).
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    # Who asked it to stop (None from the command line, or a user since deleted;
+    # `cancel_origin` tells which), for "Cancelada por ..." (erp/cancel.py).
+    cancel_requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    cancel_origin = models.CharField(max_length=16, blank=True, default="")
     # How many items the ERP announced it would send (for progress), when it says.
     total_items = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

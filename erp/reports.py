@@ -12,6 +12,7 @@ from typing import Any
 
 from catalog.models import ItemChange
 from erp.actions import requested_by_label
+from erp.cancel import cancelled_by_label
 from erp.models import IssueKind, Run
 from vxm.spreadsheets import Column
 
@@ -76,4 +77,8 @@ def run_summary(run: Run) -> dict[str, Any]:
         "requested_by": requested_by_label(run),
         "error_code": run.error_code,
         "error_message": run.error_message,
+        # Added by issue #12 (keys are only ever added).
+        "total_items": run.total_items,
+        "cancel_requested_at": _iso(run.cancel_requested_at, tz),
+        "cancelled_by": cancelled_by_label(run) if run.cancel_requested_at else None,
     }

@@ -7,8 +7,10 @@ user who asked still administers the store.
 from django.tasks import task
 
 from erp.engine import execute_run
+from erp.progress import record_total
 
 
 @task()
 def run_update(run_id: int) -> None:
-    execute_run(run_id)
+    # record_total keeps the ERP's announced total on the run for the pages' progress bar.
+    execute_run(run_id, progress=record_total)

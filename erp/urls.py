@@ -1,6 +1,6 @@
 from django.urls import path
 
-from erp import views
+from erp import cancel_views, views
 
 app_name = "erp"
 urlpatterns = [
@@ -11,6 +11,7 @@ urlpatterns = [
     path("erp/update/", views.update, name="update"),
     path("erp/runs/", views.runs, name="runs"),
     path("erp/runs/<int:run_id>/", views.run_detail, name="run"),
+    path("erp/runs/<int:run_id>/cancel/", cancel_views.cancel_run, name="cancel"),
     # One view per report, the format fixed by the URL: a link is a file to open.
     path(
         "erp/runs/<int:run_id>/changes.csv",

@@ -36,6 +36,7 @@ from erp.models import (
     RunIssue,
     RunStatus,
 )
+from erp.progress import live_announcement
 from erp.secrets import SecretUnreadable
 from erp.templatetags.erp_tags import COUNT_LABELS
 from stores.access import store_view
@@ -224,16 +225,24 @@ def status(request: HttpRequest, store: Store) -> HttpResponse:
         return redirect(_integrations_url(store))
     expire_stale_runs(store)
     run_id = _int_param(request, "run")
+    said = request.GET.get("said")
     if run_id is not None:
         followed = _store_run(store, run_id)
         response = _render(
-            request, store, "erp/_status.html", {"status_run": followed, "follow_run": True}
+            request,
+            store,
+            "erp/_status.html",
+            {
+                "status_run": followed,
+                "follow_run": True,
+                "live": live_announcement(followed, said),
+            },
         )
         if not followed.is_active:
             response["HX-Refresh"] = "true"
         return response
     run = _status_run(store)
-    context: dict[str, Any] = {"status_run": run}
+    context: dict[str, Any] = {"status_run": run, "live": live_announcement(run, said)}
     if run is not None and not run.is_active:
         context.update(_finished_run_parts(store))
     return _render(request, store, "erp/_status_poll.html", context)

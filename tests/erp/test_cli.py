@@ -258,7 +258,7 @@ def test_sync_shows_progress_on_a_terminal(store, standin):
     load_catalog(store, standin)
     tty = Tty()
     vxm("sync", "sur", stderr=tty)
-    assert "3/3 ítems" in tty.getvalue() and "páginas" in tty.getvalue()
+    assert "3/3 ítems" in tty.getvalue() and "1 página" in tty.getvalue()
 
 
 def test_failed_sync_still_prints_its_json_and_exits_non_zero(store, standin):

@@ -5,6 +5,7 @@
     vxm erp verify SLUG
     vxm erp sync SLUG [--full] [--json]
     vxm erp runs SLUG [--json] [--limit N]
+    vxm erp cancel SLUG [RUN_ID]
     vxm erp generate-key
     vxm erp reencrypt
 
@@ -21,22 +22,24 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.utils import timezone
 
 from erp import actions, registry, reports, secrets, stopping
+from erp.cancel import CancelResult, request_cancel
 from erp.engine import NotConnected, UpdateAlreadyRunning, execute_run, expire_stale_runs
 from erp.errors import ErrorCode
 from erp.forms import MAX_CA_BYTES, ConnectionForm
 from erp.models import Connection, Run, RunStatus
-from erp.sources import FeedStats
+from erp.progress import record_total
 from erp.templatetags.erp_tags import COUNT_LABELS
+from erp.terminal_progress import PlainLines, TerminalBar
 from stores.models import Store
 
 PASSWORD_ENV = "VXM_ERP_PASSWORD"
@@ -44,35 +47,6 @@ EXIT_FAILED = 1
 EXIT_BUSY = 3
 EXIT_INTERRUPTED = 130
 MAX_RUNS_LISTED = 1000
-
-
-class ProgressBar:
-    """A one-line progress bar on a terminal: items received of those announced."""
-
-    WIDTH = 30
-
-    def __init__(self, out: OutputWrapper) -> None:
-        self.out = out
-        self.drawn = False
-
-    def __call__(self, run: Run, stats: FeedStats) -> None:
-        received = run.received
-        if stats.expected:
-            filled = min(self.WIDTH, self.WIDTH * received // max(stats.expected, 1))
-            line = (
-                f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {received}/{stats.expected} ítems"
-            )
-        else:
-            line = f"{received} ítems"
-        line += f" · {stats.pages} páginas"
-        # Plain (not the red error style of stderr), redrawn in place.
-        self.out.write(f"\r{line}\033[K", style_func=lambda text: text, ending="")
-        self.out.flush()
-        self.drawn = True
-
-    def finish(self) -> None:
-        if self.drawn:
-            self.out.write("", style_func=lambda text: text)
 
 
 class Command(BaseCommand):
@@ -126,6 +100,24 @@ class Command(BaseCommand):
         runs.add_argument("--json", action="store_true", help="una lista JSON")
         runs.add_argument("--limit", type=int, default=20, help="cuántas (20)")
 
+        cancel = sub.add_parser(
+            "cancel",
+            help="Cancela la actualización en cola o en curso de una tienda.",
+            description=(
+                "Una actualización en cola se cancela en el acto; una en curso se detiene al "
+                "terminar la página que está aplicando (lo aplicado queda, la próxima "
+                "actualización retoma desde el último punto seguro)."
+            ),
+        )
+        cancel.add_argument("slug")
+        cancel.add_argument(
+            "run_id",
+            nargs="?",
+            type=int,
+            metavar="RUN_ID",
+            help="la actualización (#); por omisión, la que está en cola o en curso",
+        )
+
         sub.add_parser("generate-key", help="Imprime una clave nueva para VXM_ENCRYPTION_KEYS.")
         sub.add_parser(
             "reencrypt",
@@ -142,6 +134,8 @@ class Command(BaseCommand):
             self.sync(options)
         elif action == "runs":
             self.runs(options)
+        elif action == "cancel":
+            self.cancel(options)
         elif action == "generate-key":
             self.stdout.write(secrets.generate_key())
         elif action == "reencrypt":
@@ -253,9 +247,16 @@ class Command(BaseCommand):
             ) from None
         except NotConnected as e:
             raise CommandError(str(e)) from None
-        bar = ProgressBar(self.stderr) if self.stderr.isatty() else None
+        # Scripts asking for --json get the JSON and nothing else.
+        bar: TerminalBar | PlainLines | None = None
+        if not options["json"]:
+            if self.stderr.isatty():
+                bar = TerminalBar(cast(TextIO, self.stderr._out))
+            else:
+                bar = PlainLines(lambda line: self.stderr.write(line, style_func=str))
         try:
-            run = execute_run(run.pk, progress=bar)
+            # Without a bar the total is still kept on the run, for the panel's bar.
+            run = execute_run(run.pk, progress=bar if bar is not None else record_total)
         except KeyboardInterrupt:
             self._interrupted(run)
             raise CommandError(
@@ -326,9 +327,9 @@ class Command(BaseCommand):
             raise CommandError(f"--limit tiene que ser entre 1 y {MAX_RUNS_LISTED}.")
         expire_stale_runs(store)
         runs = list(
-            Run.objects.filter(store=store).select_related("store", "requested_by")[
-                : options["limit"]
-            ]
+            Run.objects.filter(store=store).select_related(
+                "store", "requested_by", "cancel_requested_by"
+            )[: options["limit"]]
         )
         if options["json"]:
             self.stdout.write(
@@ -356,6 +357,30 @@ class Command(BaseCommand):
                 f"{run.invalid:>6}  {run.price_rejected:>8}  {run.discontinued:>8}  "
                 f"{run.locked:>6}  {actions.requested_by_label(run)}"
             )
+
+    def cancel(self, options: dict[str, Any]) -> None:
+        store = self._store(options["slug"])
+        expire_stale_runs(store)
+        if options["run_id"] is None:
+            run = Run.objects.filter(
+                store=store, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]
+            ).first()
+            if run is None:
+                raise CommandError(
+                    f"{store.slug} no tiene ninguna actualización en cola ni en curso: no hay "
+                    "nada que cancelar."
+                )
+        else:
+            run = Run.objects.filter(store=store, pk=options["run_id"]).first()
+            if run is None:
+                raise CommandError(
+                    f"{store.slug} no tiene ninguna actualización #{options['run_id']}. "
+                    f"Mirá las suyas con `vxm erp runs {store.slug}`."
+                )
+        outcome = request_cancel(store, run, None, origin="cli")
+        if outcome.result == CancelResult.ENDED:
+            raise CommandError(outcome.message)
+        self.stdout.write(outcome.message)
 
     def reencrypt(self) -> None:
         if not settings.VXM_ENCRYPTION_KEYS:
