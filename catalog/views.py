@@ -38,10 +38,12 @@ from catalog.models import (
     CatalogImport,
     ChangeSource,
     Item,
+    ambiguous_keys,
     change_for,
     search_fold,
 )
 from catalog.templatetags.money import money
+from erp.health import last_erp_change, last_erp_update
 from erp.models import Connection
 from stores.access import store_view
 from stores.models import Store
@@ -61,8 +63,10 @@ def _actor(request: HttpRequest) -> str:
     return str(user.email or user.get_username())
 
 
-def _filtered(store: Store, q: str, stock: str) -> QuerySet[Item]:
+def _filtered(store: Store, q: str, stock: str, sku: str = "") -> QuerySet[Item]:
     items = Item.objects.filter(store=store)
+    if sku == "ambiguous":
+        items = items.filter(sku_key__in=ambiguous_keys(store))
     # Both stock filters use the (store, stock, sku_key, id) index; "locked" the
     # partial (store, sku_key, id) index of locked items: same order, same keyset.
     if stock == "out":
@@ -151,7 +155,8 @@ def item_list(request: HttpRequest, store: Store) -> HttpResponse:
     data = form.cleaned_data
     q = str(data.get("q") or "").strip()
     stock = str(data.get("stock") or "")
-    items = _filtered(store, q, stock)
+    sku = str(data.get("sku") or "")
+    items = _filtered(store, q, stock, sku)
     rows, has_previous, has_next = _page(
         items, _cursor(store, data.get("after")), _cursor(store, data.get("before"))
     )
@@ -173,7 +178,10 @@ def item_list(request: HttpRequest, store: Store) -> HttpResponse:
             "last_id": rows[-1].pk if rows else None,
             "total": min(total, COUNT_CAP),
             "total_capped": total > COUNT_CAP,
-            "filtered": bool(q or stock),
+            "filtered": bool(q or stock or sku),
+            "sku_filter": sku,
+            "erp_freshness": last_erp_update(store),
+            "erp_name": _erp_name(store),
             "paged": bool(request.GET.get("after") or request.GET.get("before")),
             "low_stock_threshold": LOW_STOCK_THRESHOLD,
         },
@@ -275,6 +283,7 @@ def item_detail(request: HttpRequest, store: Store, pk: int) -> HttpResponse:
             "low_stock_threshold": LOW_STOCK_THRESHOLD,
             "erp_name": erp_name,
             "lock": lock,
+            "erp_change": last_erp_change(item),
         },
     )
 
