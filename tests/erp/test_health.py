@@ -121,7 +121,7 @@ def test_a_failure_after_the_last_good_update_says_what_happened_and_what_to_do(
     assert f"actualización #{good.pk}" in shown
     assert "Última falla Falló hace menos de un minuto" in shown
     assert failed.error_message in shown
-    assert "probá con «Verificar conexión» y después «Actualizar ahora»" in shown
+    assert "probá con «Verificar conexión» y después «Actualizar stock y precios ahora»" in shown
 
     # Fixed: the next good update makes the failure old news.
     shop.set_password(ERP_PASSWORD)
@@ -180,7 +180,7 @@ def test_no_update_yet_says_how_to_get_one_and_knows_no_codes(
     admin_client: Client, store: Store, shop: Connection
 ) -> None:
     shown = health_text(admin_client, store)
-    assert "Todavía ninguna" in shown and "«Actualizar ahora»" in shown
+    assert "Todavía ninguna" in shown and "«Actualizar stock y precios ahora»" in shown
     assert "Se sabe con una actualización completa" in shown
     assert "Próxima actualización automática" not in shown
 
