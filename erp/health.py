@@ -3,12 +3,14 @@ and the line of the catalog that says when stock and prices last came from the E
 
 Every figure here is read from a few rows, never counted over the store's history:
 the runs by the (store, finished_at) indexes, the codes with no product from a
-run's own counter, the ambiguous SKUs from the (store, sku_key, id) index.
+run's own counter; only the ambiguous SKUs read the whole (store, sku_key, id)
+index, so their count is cached for a few minutes.
 """
 
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from django.core.cache import cache
 from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.timesince import timesince
@@ -66,10 +68,23 @@ def last_success(store: Store) -> Run | None:
     return _updates(store).filter(status__in=SUCCEEDED).select_related("requested_by").first()
 
 
-def ambiguous_group_count(store: Store) -> int:
+# How long the ambiguous-SKU count is reused. Counting it reads every item's key
+# (a whole index of 300,000 entries: benchmarks/erp_health.py), too slow for each
+# view of the ERP page; groups change only when items are created or deleted, and
+# the list behind the link is always exact.
+AMBIGUOUS_COUNT_TTL = 300
+
+
+def ambiguous_group_count(store: Store, *, fresh: bool = False) -> int:
     """How many SKU keys more than one store item has: the groups of
-    `vxm catalog ambiguous` (catalog.models.ambiguous_groups), counted in SQL."""
-    return ambiguous_keys(store).count()
+    `vxm catalog ambiguous` (catalog.models.ambiguous_groups), counted in SQL and
+    kept in the cache for AMBIGUOUS_COUNT_TTL seconds (`fresh` counts again)."""
+    key = f"erp-health-ambiguous-groups:{store.pk}"
+    count = None if fresh else cache.get(key)
+    if count is None:
+        count = ambiguous_keys(store).count()
+        cache.set(key, count, AMBIGUOUS_COUNT_TTL)
+    return int(count)
 
 
 def health(store: Store, *, next_update: datetime | None = None) -> Health:
