@@ -21,6 +21,9 @@ class SearchForm(forms.Form):
     ]
     q = forms.CharField(required=False, max_length=200, label="Buscar")
     stock = forms.ChoiceField(required=False, choices=STOCK_CHOICES, label="Stock")
+    # ?sku=ambiguous: the items whose SKU shares its key with another's (the ERP
+    # page's health links here).
+    sku = forms.ChoiceField(required=False, choices=[("", ""), ("ambiguous", "ambiguous")])
     # The pager's cursors: the id of the item the page starts after (or ends
     # before). An id, not the SKU: nothing in a SKU can be lost on the way.
     after = forms.IntegerField(required=False, min_value=1, max_value=2**63 - 1)

@@ -215,6 +215,18 @@ class Item(models.Model):
         self.search_text = search_text(self.sku, self.name)
 
 
+def ambiguous_keys(store: Store) -> "models.QuerySet[Item, str]":
+    """The SKU keys more than one of the store's items has (a subquery)."""
+    return (
+        Item.objects.filter(store=store)
+        .order_by()
+        .values("sku_key")
+        .annotate(n=models.Count("id"))
+        .filter(n__gt=1)
+        .values_list("sku_key", flat=True)
+    )
+
+
 def ambiguous_groups(store: Store) -> list[list[Item]]:
     """The store's items that share their sku_key with another, grouped, by key.
 
@@ -223,13 +235,7 @@ def ambiguous_groups(store: Store) -> list[list[Item]]:
     stripped SKU was taken.
     """
     items = Item.objects.filter(store=store)
-    keys = (
-        items.order_by()
-        .values("sku_key")
-        .annotate(n=models.Count("id"))
-        .filter(n__gt=1)
-        .values_list("sku_key", flat=True)
-    )
+    keys = ambiguous_keys(store)
     groups: dict[str, list[Item]] = {}
     for item in (
         items.filter(sku_key__in=keys).order_by("sku_key", "sku").only("sku", "sku_key", "name")

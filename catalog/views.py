@@ -38,10 +38,12 @@ from catalog.models import (
     CatalogImport,
     ChangeSource,
     Item,
+    ambiguous_keys,
     change_for,
     search_fold,
 )
 from catalog.templatetags.money import money
+from erp.health import last_erp_change, last_erp_update
 from erp.models import Connection
 from stores.access import store_view
 from stores.models import Store
@@ -51,6 +53,9 @@ PAGE_SIZE = 50
 # The list shows "más de 1.000" beyond this: counting every match of a 300,000-item
 # catalog on each page view would cost more than the page itself.
 COUNT_CAP = 1000
+# The ?sku=ambiguous list shows the items of at most this many groups (the first
+# by key): a list of keys in one query, well under SQLite's 32,766 parameters.
+AMBIGUOUS_LIST_CAP = 5000
 # A search with more words than this uses only the first ones.
 MAX_SEARCH_TERMS = 5
 LIST_COLUMNS = ("id", "sku", "name", "stock", "wholesale_price", "updated_at", "erp_locked")
@@ -61,8 +66,14 @@ def _actor(request: HttpRequest) -> str:
     return str(user.email or user.get_username())
 
 
-def _filtered(store: Store, q: str, stock: str) -> QuerySet[Item]:
+def _filtered(store: Store, q: str, stock: str, sku: str = "") -> QuerySet[Item]:
     items = Item.objects.filter(store=store)
+    if sku == "ambiguous":
+        # The keys are read once (a GROUP BY over the store's whole index) and
+        # passed as a list: as a subquery the page, its count and its pager
+        # would each run it again.
+        keys = list(ambiguous_keys(store).order_by("sku_key")[:AMBIGUOUS_LIST_CAP])
+        items = items.filter(sku_key__in=keys)
     # Both stock filters use the (store, stock, sku_key, id) index; "locked" the
     # partial (store, sku_key, id) index of locked items: same order, same keyset.
     if stock == "out":
@@ -151,7 +162,8 @@ def item_list(request: HttpRequest, store: Store) -> HttpResponse:
     data = form.cleaned_data
     q = str(data.get("q") or "").strip()
     stock = str(data.get("stock") or "")
-    items = _filtered(store, q, stock)
+    sku = str(data.get("sku") or "")
+    items = _filtered(store, q, stock, sku)
     rows, has_previous, has_next = _page(
         items, _cursor(store, data.get("after")), _cursor(store, data.get("before"))
     )
@@ -173,7 +185,10 @@ def item_list(request: HttpRequest, store: Store) -> HttpResponse:
             "last_id": rows[-1].pk if rows else None,
             "total": min(total, COUNT_CAP),
             "total_capped": total > COUNT_CAP,
-            "filtered": bool(q or stock),
+            "filtered": bool(q or stock or sku),
+            "sku_filter": sku,
+            "erp_freshness": last_erp_update(store),
+            "erp_name": _erp_name(store),
             "paged": bool(request.GET.get("after") or request.GET.get("before")),
             "low_stock_threshold": LOW_STOCK_THRESHOLD,
         },
@@ -275,6 +290,7 @@ def item_detail(request: HttpRequest, store: Store, pk: int) -> HttpResponse:
             "low_stock_threshold": LOW_STOCK_THRESHOLD,
             "erp_name": erp_name,
             "lock": lock,
+            "erp_change": last_erp_change(item),
         },
     )
 

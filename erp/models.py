@@ -213,6 +213,18 @@ class Run(models.Model):
                 name="one_active_run_per_store",
             )
         ]
+        indexes = [
+            # The integration's health and the catalog's "updated 12 min ago"
+            # (erp/health.py): the store's newest finished runs, read from the top.
+            models.Index(fields=["store", "-finished_at"], name="run_store_finished"),
+            # The last run that read the whole ERP (full, or the first): rare among
+            # many incremental ones, so partial, and found without walking them.
+            models.Index(
+                fields=["store", "-finished_at"],
+                condition=Q(desde__isnull=True),
+                name="run_store_whole_read",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"Run {self.pk} {self.store} {self.status}"

@@ -23,7 +23,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from catalog.models import ItemChange
-from erp import actions, registry, reports
+from erp import actions, health, registry, reports
 from erp.engine import NotConnected, UpdateAlreadyRunning, expire_stale_runs
 from erp.forms import ConnectionForm, UpdateForm, ca_summaries
 from erp.models import (
@@ -171,6 +171,7 @@ def integrations(request: HttpRequest, store: Store) -> HttpResponse:
         "erp/integrations.html",
         {
             **_history_parts(store),
+            "health": health.health(store),
             "status_run": _status_run(store),
             "audit_events": AuditEvent.objects.filter(store=store).select_related("user")[
                 :AUDIT_SHOWN

@@ -78,6 +78,16 @@ def _product_settings(settings: Any) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def _empty_cache() -> None:
+    """Each test starts with an empty cache (the process's memory cache would
+    otherwise carry, say, a store's cached ambiguous-SKU count to the next test,
+    whose store may get the same id)."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture
 def store(db: None) -> Store:
     return Store.objects.create(name="Distribuidora Sur", slug="sur")
