@@ -5,6 +5,7 @@
     vxm erp verify SLUG
     vxm erp sync SLUG [--full] [--json]
     vxm erp runs SLUG [--json] [--limit N]
+    vxm erp schedule SLUG [--every 15m|30m|1h|6h|24h | --daily HH:MM | --off]
     vxm erp generate-key
     vxm erp reencrypt
 
@@ -35,6 +36,7 @@ from erp.engine import NotConnected, UpdateAlreadyRunning, execute_run, expire_s
 from erp.errors import ErrorCode
 from erp.forms import MAX_CA_BYTES, ConnectionForm
 from erp.models import Connection, Run, RunStatus
+from erp.schedule_cli import add_schedule_parser, print_or_set_schedule
 from erp.sources import FeedStats
 from erp.templatetags.erp_tags import COUNT_LABELS
 from stores.models import Store
@@ -126,6 +128,8 @@ class Command(BaseCommand):
         runs.add_argument("--json", action="store_true", help="una lista JSON")
         runs.add_argument("--limit", type=int, default=20, help="cuántas (20)")
 
+        add_schedule_parser(sub)
+
         sub.add_parser("generate-key", help="Imprime una clave nueva para VXM_ENCRYPTION_KEYS.")
         sub.add_parser(
             "reencrypt",
@@ -142,6 +146,8 @@ class Command(BaseCommand):
             self.sync(options)
         elif action == "runs":
             self.runs(options)
+        elif action == "schedule":
+            print_or_set_schedule(self, self._store(options["slug"]), options)
         elif action == "generate-key":
             self.stdout.write(secrets.generate_key())
         elif action == "reencrypt":
