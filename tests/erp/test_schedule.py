@@ -83,6 +83,12 @@ def every_15(store: Store, now: datetime) -> Schedule:
     return set_schedule(store, kind=ScheduleKind.EVERY, every_minutes=15, now=now)
 
 
+def next_run(store: Store) -> datetime:
+    at = Schedule.objects.get(store=store).next_run_at
+    assert at is not None
+    return at
+
+
 def scheduled_runs(store: Store) -> list[Run]:
     return list(Run.objects.filter(store=store, origin="schedule").order_by("pk"))
 
@@ -112,10 +118,10 @@ def test_a_store_scheduled_every_15_minutes_updates_itself_with_no_click(
     # The next slot is at least half an interval away, and nothing is due before it.
     schedule = Schedule.objects.get(store=store)
     assert schedule.last_run_id == run.pk
-    assert schedule.next_run_at >= now + timedelta(minutes=7, seconds=30)
-    assert schedule.next_run_at <= now + timedelta(minutes=23)
-    assert enqueue_due_updates(now=schedule.next_run_at - timedelta(seconds=1)).requested == []
-    assert len(enqueue_due_updates(now=schedule.next_run_at).requested) == 1
+    due = next_run(store)
+    assert now + timedelta(minutes=7, seconds=30) <= due <= now + timedelta(minutes=23)
+    assert enqueue_due_updates(now=due - timedelta(seconds=1)).requested == []
+    assert len(enqueue_due_updates(now=due).requested) == 1
     # A routine success emails nobody.
     assert mail.outbox == []
 
@@ -147,7 +153,7 @@ def test_a_store_still_updating_is_skipped_until_its_next_slot(store, catalog, q
     assert (result.requested, result.busy) == ([], 1)
     assert list(Run.objects.filter(store=store)) == [running]
     # Its slot moved on: the next tick does not try again right away.
-    assert Schedule.objects.get(store=store).next_run_at > now + timedelta(minutes=7)
+    assert next_run(store) > now + timedelta(minutes=7)
     assert enqueue_due_updates(now=now + timedelta(minutes=1)).busy == 0
 
 
@@ -158,9 +164,9 @@ def test_after_three_hours_of_downtime_one_catch_up_run_not_a_flood(store, catal
     later = start + timedelta(hours=3)
     assert len(enqueue_due_updates(now=later).requested) == 1
     assert len(scheduled_runs(store)) == 1
-    next_run = Schedule.objects.get(store=store).next_run_at
+    following = next_run(store)
     # Counted from now, not from the 12 missed slots.
-    assert later + timedelta(minutes=7, seconds=30) <= next_run <= later + timedelta(minutes=23)
+    assert later + timedelta(minutes=7, seconds=30) <= following <= later + timedelta(minutes=23)
     Run.objects.filter(store=store).update(status=RunStatus.SUCCEEDED)
     for minute in range(1, 7):
         assert enqueue_due_updates(now=later + timedelta(minutes=minute)).requested == []
@@ -252,7 +258,7 @@ def test_daily_slot_later_today_is_today(store):
 
 def test_jitter_spreads_many_stores_over_the_interval(db):
     now = datetime(2026, 12, 4, 15, 0, tzinfo=UTC)
-    minutes = Counter()
+    minutes: Counter[int] = Counter()
     for store_id in range(1, 301):
         schedule = Schedule(store_id=store_id, kind=ScheduleKind.EVERY, every_minutes=15)
         slot = next_regular_run(schedule, now)
@@ -279,12 +285,13 @@ def test_a_failing_erp_backs_off_and_emails_once(store, admin_user, catalog, sta
     standin.inject(Fault("malformed_json", path="/api/stock", times=1000))
     waits = []
     for _ in range(3):
-        due = Schedule.objects.get(store=store).next_run_at
+        due = next_run(store)
         (run_id,) = enqueue_due_updates(now=due).requested
         run = Run.objects.get(pk=run_id)
         assert run.status == RunStatus.FAILED
-        schedule = Schedule.objects.get(store=store)
-        waits.append(schedule.next_run_at - run.finished_at)
+        assert run.finished_at is not None
+        waits.append(next_run(store) - run.finished_at)
+    schedule = Schedule.objects.get(store=store)
     assert schedule.failures == 3
     assert not schedule.is_paused
     for wait, want in zip(waits, [5, 10, 20], strict=True):
@@ -352,7 +359,7 @@ def test_a_wrong_password_pauses_the_schedule_and_tells_the_admins(
     assert len(mail.outbox) == 2
     assert "volvieron a funcionar" in mail.outbox[1].subject
     assert Schedule.objects.get(store=store).failures == 0
-    due = Schedule.objects.get(store=store).next_run_at
+    due = next_run(store)
     enqueue_due_updates(now=due)
     assert len(mail.outbox) == 2
 
