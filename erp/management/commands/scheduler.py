@@ -15,7 +15,7 @@ from django.core.management.base import BaseCommand
 class Command(BaseCommand):
     help = (
         "Reloj de las actualizaciones automáticas: cada minuto encola la tarea que pide las "
-        "de las tiendas programadas; siempre encendido, junto a db_worker."
+        "de las tiendas programadas; siempre encendido (uno basta; dos no duplican nada)."
     )
 
     def handle(self, *args: Any, **options: Any) -> None:
