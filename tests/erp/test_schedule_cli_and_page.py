@@ -153,7 +153,8 @@ def test_page_shows_a_pause_with_what_to_do(admin_client, store, connected):
     Schedule.objects.filter(store=store).update(
         paused_at=timezone.now(),
         paused_code=ErrorCode.NO_API_ACCESS,
-        paused_reason="El usuario existe en NonSistemas pero no tiene habilitado el acceso a la API.",
+        paused_reason="El usuario existe en NonSistemas pero no tiene habilitado el acceso "
+        "a la API.",
         next_run_at=None,
     )
     page = text(admin_client.get(url("integrations", store)))
