@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 from django.views.decorators.debug import sensitive_variables
 
 from erp import secrets
@@ -307,9 +308,9 @@ class AuditEvent(models.Model):
 
 
 class ScheduleKind(models.TextChoices):
-    OFF = "off", "Desactivadas"
-    EVERY = "every", "Cada cierto tiempo"
-    DAILY = "daily", "Todos los días a una hora"
+    OFF = "off", gettext_lazy("Desactivadas")
+    EVERY = "every", gettext_lazy("Cada cierto tiempo")
+    DAILY = "daily", gettext_lazy("Todos los días a una hora")
 
 
 class Schedule(models.Model):

@@ -39,7 +39,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -234,12 +234,13 @@ def set_schedule(
             schedule.next_run_at = now
         schedule.save()
         if changed:
-            audit(
-                store,
-                user,
-                AuditAction.SCHEDULE_CHANGED,
-                _("Actualizaciones automáticas: %(schedule)s") % {"schedule": describe(schedule)},
-            )
+            # Stored, like every audit detail, in the product's source language
+            # whatever the language of the request that changed it.
+            with translation.override("es"):
+                detail = _("Actualizaciones automáticas: %(schedule)s") % {
+                    "schedule": describe(schedule)
+                }
+            audit(store, user, AuditAction.SCHEDULE_CHANGED, detail)
     return schedule
 
 
