@@ -57,3 +57,43 @@ def test_admin_schedules_every_15_minutes_and_the_store_updates_itself(
     # The history says who started it.
     page.goto(f"{live_server.url}/s/{store.slug}/integrations/erp/runs/")
     expect(page.locator("body")).to_contain_text("Programada")
+
+
+def test_a_paused_schedule_says_why_and_saving_the_settings_resumes_it(
+    page: Any, live_server: Any, store, admin_user, standin, screenshot, settings
+):
+    from django.utils import timezone
+    from playwright.sync_api import expect
+
+    from erp.errors import ErrorCode
+    from erp.models import ScheduleKind
+    from erp.schedule import set_schedule
+    from tests.conftest import ERP_PASSWORD
+
+    connect(store, standin)
+    set_schedule(store, kind=ScheduleKind.EVERY, every_minutes=60)
+    Schedule.objects.filter(store=store).update(
+        paused_at=timezone.now(),
+        paused_code=ErrorCode.BAD_CREDENTIALS,
+        paused_reason="NonSistemas rechazó el usuario o la contraseña de la API. Revisalos y "
+        "volvé a guardarlos.",
+        next_run_at=None,
+        failures=1,
+    )
+    log_in(page, live_server.url, admin_user.email)
+    page.goto(f"{live_server.url}/s/{store.slug}/integrations/erp/")
+    card = page.locator("#programacion")
+    expect(card.locator("#schedule-paused")).to_contain_text("Pausadas")
+    expect(card).to_contain_text("Corregí el usuario o la contraseña de la API y guardá")
+    expect(card.locator("#schedule-next")).to_have_count(0)
+    screenshot("schedule-paused-1280")
+    page.set_viewport_size({"width": 390, "height": 844})
+    card.scroll_into_view_if_needed()
+    screenshot("schedule-paused-390")
+
+    card.get_by_role("link", name="Ir a la configuración").click()
+    page.get_by_label("Contraseña").fill(ERP_PASSWORD)
+    page.get_by_role("button", name="Guardar").click()
+    expect(card.locator("#schedule-state")).to_contain_text("Activadas")
+    expect(card.locator("#schedule-next")).to_contain_text("Próxima: ahora")
+    assert not Schedule.objects.get(store=store).is_paused

@@ -200,3 +200,15 @@ def test_the_scheduler_ticks_enqueue_due_updates_every_minute():
     trigger = jobs[0].trigger
     assert isinstance(trigger, CronTrigger)
     assert str(trigger.fields[trigger.FIELD_NAMES.index("minute")]) == "*"
+
+
+def test_the_deploy_check_fails_without_an_smtp_server(tmp_path):
+    """The admins' emails would only be printed on a console nobody reads."""
+    from tests.test_security import production_env, vxm_check
+
+    env = production_env()
+    del env["VXM_EMAIL_HOST"]
+    result = vxm_check(tmp_path, "--deploy", **env)
+    assert result.returncode == 1
+    assert "mail.E001" in result.stderr
+    assert vxm_check(tmp_path, "--deploy", **production_env()).returncode == 0
