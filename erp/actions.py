@@ -203,6 +203,11 @@ def save_settings(
         )
         audit(store, user, AuditAction.CONFIGURED, detail)
         _save_ca_certificate(store, connection, ca_cert_pem, user)
+        # Saved settings are what a paused schedule waits for (erp/schedule.py);
+        # imported here because erp.schedule imports this module.
+        from erp.schedule import resume_after_settings_saved
+
+        resume_after_settings_saved(store)
     return connection
 
 

@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 from django.views.decorators.debug import sensitive_variables
 
 from erp import secrets
@@ -322,3 +323,49 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.actor} {self.action}"
+
+
+class ScheduleKind(models.TextChoices):
+    OFF = "off", gettext_lazy("Desactivadas")
+    EVERY = "every", gettext_lazy("Cada cierto tiempo")
+    DAILY = "daily", gettext_lazy("Todos los días a una hora")
+
+
+class Schedule(models.Model):
+    """When a store's updates run on their own (issue #10), and how the last went.
+
+    The clock (erp/schedule.py) claims a due store by moving `next_run_at` with a
+    conditional UPDATE, so two scheduler processes never start two runs for it.
+    `next_run_at` is None while the schedule is off or paused: the due query
+    never sees those stores.
+    """
+
+    store = models.OneToOneField(Store, on_delete=models.CASCADE, related_name="erp_schedule")
+    kind = models.CharField(max_length=8, choices=ScheduleKind.choices, default=ScheduleKind.OFF)
+    # For EVERY: 15, 30, 60, 360 or 1440 (erp/schedule.py EVERY_CHOICES).
+    every_minutes = models.PositiveIntegerField(null=True, blank=True)
+    # For DAILY: the time of day in the store's time zone.
+    daily_at = models.TimeField(null=True, blank=True)
+    next_run_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # Scheduled runs that failed in a row (reset by a success): the backoff's exponent.
+    failures = models.PositiveIntegerField(default=0)
+    # Set when a scheduled run failed in a way only the admin can fix (a wrong
+    # password, say): no run starts until the settings are saved again.
+    paused_at = models.DateTimeField(null=True, blank=True)
+    paused_code = models.CharField(max_length=64, blank=True)
+    paused_reason = models.TextField(blank=True)
+    last_run = models.ForeignKey(
+        Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"Schedule {self.store} {self.kind}"
+
+    @property
+    def is_on(self) -> bool:
+        return self.kind != ScheduleKind.OFF
+
+    @property
+    def is_paused(self) -> bool:
+        return self.paused_at is not None

@@ -75,6 +75,8 @@ def run_summary(run: Run) -> dict[str, Any]:
         "started_at": _iso(run.started_at, tz),
         "finished_at": _iso(run.finished_at, tz),
         "requested_by": requested_by_label(run),
+        # "panel", "cli" or "schedule" (issue #10).
+        "origin": run.origin,
         "error_code": run.error_code,
         "error_message": run.error_message,
         # Added by issue #12 (keys are only ever added).

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from erp import cancel_views, views
+from erp import cancel_views, schedule_views, views
 
 app_name = "erp"
 urlpatterns = [
@@ -9,6 +9,7 @@ urlpatterns = [
     path("erp/settings/<slug:kind>/", views.connection_settings, name="settings"),
     path("erp/verify/", views.verify, name="verify"),
     path("erp/update/", views.update, name="update"),
+    path("erp/schedule/", schedule_views.save_schedule, name="schedule"),
     path("erp/runs/", views.runs, name="runs"),
     path("erp/runs/<int:run_id>/", views.run_detail, name="run"),
     path("erp/runs/<int:run_id>/cancel/", cancel_views.cancel_run, name="cancel"),

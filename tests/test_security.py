@@ -1054,6 +1054,8 @@ def production_env() -> dict[str, str]:
         "VXM_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
         "VXM_ALLOWED_HOSTS": "shop.example.com",
         "VXM_HTTPS": "1",
+        # Without it emails to store admins are only printed (Django's mail.E001).
+        "VXM_EMAIL_HOST": "smtp.example.com",
     }
 
 

@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_tasks_db",
+    "crontask",
     "vxm",
     "stores",
     "catalog",
@@ -206,6 +207,32 @@ VXM_NONSISTEMAS_PAGE_SIZE = int(os.environ.get("VXM_NONSISTEMAS_PAGE_SIZE", "100
 # The longest an update may take before it stops as failed (300,000 items at the
 # contract's 10 requests a second take about a minute).
 VXM_ERP_RUN_SECONDS = int(os.environ.get("VXM_ERP_RUN_SECONDS", "3600"))
+
+# Emails to store admins (erp/notifications.py: automatic updates that fail, pause
+# or recover). With VXM_EMAIL_HOST set they go through that SMTP server; without
+# it they are printed on the process's console (the demo, a developer's machine).
+VXM_EMAIL_HOST = os.environ.get("VXM_EMAIL_HOST", "").strip()
+if VXM_EMAIL_HOST:
+    _email_ssl = _env_bool("VXM_EMAIL_USE_SSL")
+    MAILERS = {
+        "default": {
+            "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "OPTIONS": {
+                "host": VXM_EMAIL_HOST,
+                "port": int(os.environ.get("VXM_EMAIL_PORT", "465" if _email_ssl else "587")),
+                "username": os.environ.get("VXM_EMAIL_USER", ""),
+                "password": os.environ.get("VXM_EMAIL_PASSWORD", ""),
+                "use_ssl": _email_ssl,
+                "use_tls": _env_bool("VXM_EMAIL_USE_TLS", default=not _email_ssl),
+                "timeout": int(os.environ.get("VXM_EMAIL_TIMEOUT", "20")),
+            },
+        }
+    }
+else:
+    MAILERS = {"default": {"BACKEND": "django.core.mail.backends.console.EmailBackend"}}
+DEFAULT_FROM_EMAIL = os.environ.get("VXM_EMAIL_FROM", "VentasxMayor <no-responder@localhost>")
+# The address of the panel as the admins reach it, for the links in emails.
+VXM_BASE_URL = os.environ.get("VXM_BASE_URL", "http://localhost:8000").strip()
 
 LOGGING = {
     "version": 1,

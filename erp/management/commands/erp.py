@@ -6,6 +6,7 @@
     vxm erp sync SLUG [--full] [--json]
     vxm erp runs SLUG [--json] [--limit N]
     vxm erp cancel SLUG [RUN_ID]
+    vxm erp schedule SLUG [--every 15m|30m|1h|6h|24h | --daily HH:MM | --off]
     vxm erp generate-key
     vxm erp reencrypt
 
@@ -38,6 +39,7 @@ from erp.errors import ErrorCode
 from erp.forms import MAX_CA_BYTES, ConnectionForm
 from erp.models import Connection, Run, RunStatus
 from erp.progress import record_total
+from erp.schedule_cli import add_schedule_parser, print_or_set_schedule
 from erp.templatetags.erp_tags import COUNT_LABELS
 from erp.terminal_progress import PlainLines, TerminalBar
 from stores.models import Store
@@ -117,6 +119,7 @@ class Command(BaseCommand):
             metavar="RUN_ID",
             help="la actualización (#); por omisión, la que está en cola o en curso",
         )
+        add_schedule_parser(sub)
 
         sub.add_parser("generate-key", help="Imprime una clave nueva para VXM_ENCRYPTION_KEYS.")
         sub.add_parser(
@@ -136,6 +139,8 @@ class Command(BaseCommand):
             self.runs(options)
         elif action == "cancel":
             self.cancel(options)
+        elif action == "schedule":
+            print_or_set_schedule(self, self._store(options["slug"]), options)
         elif action == "generate-key":
             self.stdout.write(secrets.generate_key())
         elif action == "reencrypt":

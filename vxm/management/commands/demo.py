@@ -21,7 +21,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from catalog.models import Item
-from erp.models import Connection, ErpKind
+from erp.models import Connection, ErpKind, ScheduleKind
+from erp.schedule import set_schedule
 from stores.models import Membership, Store
 
 SLUG = "demo"
@@ -80,6 +81,8 @@ class Command(BaseCommand):
             connection.save()
             if created:
                 Item.objects.bulk_create(self._catalog_from(erp_items, store), batch_size=1000)
+                # Updates itself (scripts/demo runs `vxm scheduler`): the first within a minute.
+                set_schedule(store, kind=ScheduleKind.EVERY, every_minutes=15)
         count = Item.objects.filter(store=store).count()
         self.stdout.write(f"Demo store «{store.name}» ({count} items) connected to {url}")
 
