@@ -277,7 +277,9 @@ class ItemChange(models.Model):
     class Meta:
         ordering = ["-at", "-id"]
         indexes = [
-            models.Index(fields=["item", "-at"], name="itemchange_item_at"),
+            # The item page's history, newest first, keyset-paged on (at, id)
+            # (catalog/history.py): each page is a walk of this index.
+            models.Index(fields=["item", "-at", "-id"], name="itemchange_item_at_id"),
             # A run's list of changes is paged by id.
             models.Index(fields=["run", "id"], name="itemchange_run_id"),
         ]

@@ -200,6 +200,10 @@ class Run(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        indexes = [
+            # The history of runs and the ERP page's recent runs, newest first.
+            models.Index(fields=["store", "-created_at", "-id"], name="run_store_created"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["store"],
@@ -267,7 +271,13 @@ class RunIssue(models.Model):
 
     class Meta:
         ordering = ["id"]
-        indexes = [models.Index(fields=["run", "kind"], name="runissue_run_kind")]
+        indexes = [
+            # The run page lists a run's issues, all or of one kind, keyset-paged by
+            # id: each page is a walk of one of these (a full update can leave
+            # 100,000 issues; sorting them on every page view would not do).
+            models.Index(fields=["run", "kind", "id"], name="runissue_run_kind_id"),
+            models.Index(fields=["run", "id"], name="runissue_run_id"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.code}: {self.reason}"

@@ -41,6 +41,7 @@ from erp.templatetags.erp_tags import COUNT_LABELS
 from stores.access import store_view
 from stores.models import Store
 from vxm import spreadsheets
+from vxm.retention import history_pruned, retention_days
 
 PAGE_SIZE = 50
 RUNS_PER_PAGE = 25
@@ -446,6 +447,9 @@ def run_detail(request: HttpRequest, store: Store, run_id: int) -> HttpResponse:
             "issue_total": sum(count for _, _, count in issue_kinds),
             "ambiguous_rows": ambiguous_rows,
             "status_run": run if run.is_active else None,
+            # Its changes may be gone from the history by age (vxm/retention.py).
+            "history_pruned": history_pruned(run),
+            "retention_days": retention_days(),
         },
     )
 

@@ -350,3 +350,52 @@ def test_vxm_prune_with_bad_days_exits_non_zero_without_a_traceback(tmp_path: Pa
     assert done.returncode == 2
     assert "«-1» no vale: escribí un número entero mayor que 0, como 400." in done.stderr
     assert "Traceback" not in done.stderr
+
+
+# ----- what the pages show afterwards ------------------------------------------------------
+
+
+def run_page(client: Any, of: Run) -> str:
+    from django.urls import reverse
+
+    response = client.get(reverse("erp:run", args=[of.store.slug, of.pk]))
+    assert response.status_code == 200
+    return str(response.content.decode())
+
+
+def test_the_kept_newest_run_says_its_changes_left_the_history_after_pruning(
+    admin_client: Any, store: Store, items: list[Item]
+) -> None:
+    newest = run(store, OLD, stock_changed=0, price_changed=len(items))
+    for item in items:
+        change(item, OLD - timedelta(minutes=1), run=newest)
+    assert "Ácido Cítrico" in run_page(admin_client, newest)
+
+    retention.prune(days=400, now=NOW)
+
+    page = run_page(admin_client, newest)
+    assert Run.objects.filter(pk=newest.pk).exists()
+    assert "sus cambios ya no están en el historial: se guardan 400 días" in page
+    assert "no cambió ningún producto" not in page
+
+
+def test_a_recent_run_that_changed_nothing_still_says_so(admin_client: Any, store: Store) -> None:
+    quiet = run(store, RECENT)
+    page = run_page(admin_client, quiet)
+    assert "Esta actualización no cambió ningún producto." in page
+    assert "ya no están en el historial" not in page
+
+
+def test_the_run_page_lists_the_changes_left_when_an_item_was_deleted(
+    admin_client: Any, store: Store, items: list[Item]
+) -> None:
+    recent = run(store, RECENT, price_changed=2)
+    change(items[0], RECENT - timedelta(minutes=1), run=recent, price="18250.50")
+    change(items[3], RECENT - timedelta(minutes=1), run=recent, price="99.90")
+    items[0].delete()
+
+    page = run_page(admin_client, recent)
+
+    assert "Ñandú #3, grande" in page
+    assert "$ 99,90" in page
+    assert "Ácido Cítrico" not in page
