@@ -257,7 +257,10 @@ class ItemChange(models.Model):
     """
 
     store = models.ForeignKey(Store, on_delete=models.CASCADE, related_name="+")
-    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="changes")
+    # No index of its own for `item` nor `run`: the indexes below start with them,
+    # and every index more is written with each of ten million rows.
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="changes", db_index=False)
+    # Indexed for retention: the newest row older than the horizon (vxm/retention.py).
     at = models.DateTimeField("cuándo", db_index=True)
     source = models.CharField("origen", max_length=16, choices=ChangeSource.choices)
     # Who made it: a user for manual edits and imports from the panel, an ERP run for
@@ -266,7 +269,12 @@ class ItemChange(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     run = models.ForeignKey(
-        "erp.Run", null=True, blank=True, on_delete=models.SET_NULL, related_name="changes"
+        "erp.Run",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="changes",
+        db_index=False,
     )
     actor = models.CharField("quién", max_length=200, blank=True)
     old_stock = models.BigIntegerField(null=True, blank=True)

@@ -262,7 +262,8 @@ class IssueKind(models.TextChoices):
 class RunIssue(models.Model):
     """An ERP item a run did not apply (wholly or in part), and why."""
 
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="issues")
+    # Indexed by `runissue_run_id` below, which starts with it.
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="issues", db_index=False)
     # The kind's value is also the name of the run's counter of it.
     kind = models.CharField(max_length=32, choices=IssueKind.choices)
     code = models.CharField("código ERP", max_length=200, blank=True)
