@@ -49,7 +49,7 @@ def _create_postgres_database(url: str) -> None:
     from dj_database_url import parse
 
     db = parse(url)
-    admin = dict(
+    admin: dict[str, Any] = dict(
         host=db.get("HOST") or None,
         port=db.get("PORT") or None,
         user=db.get("USER") or None,
