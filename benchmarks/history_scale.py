@@ -297,7 +297,7 @@ class _Postgres:
                     old_stock, new_stock, old_price, new_price)
                 SELECT %(store)s,
                     CASE WHEN n %% %(hot)s = 0 THEN %(item0)s
-                         ELSE %(item0)s + (n * 7919) %% %(items)s END,
+                         ELSE %(item0)s + (n::bigint * 7919) %% %(items)s END,
                     %(t0)s::timestamptz + (n::float8 / %(rows)s) * %(days)s * interval '1 day',
                     'erp', 'NonSistemas', %(run0)s + (n::bigint * %(runs)s / %(rows)s),
                     n %% 100, (n + 1) %% 100,

@@ -399,3 +399,50 @@ def test_the_run_page_lists_the_changes_left_when_an_item_was_deleted(
     assert "Ñandú #3, grande" in page
     assert "$ 99,90" in page
     assert "Ácido Cítrico" not in page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_passes_at_once_delete_everything_old_once_and_nothing_else(
+    store: Store, items: list[Item]
+) -> None:
+    """Two workers (or a worker and cron) pruning together: every old row goes once,
+    no error, nothing newer touched. PostgreSQL only: SQLite allows one writer at a
+    time, so there the second simply waits its turn."""
+    if connection.vendor != "postgresql":
+        pytest.skip("concurrent writers need PostgreSQL; SQLite serialises them")
+    import threading
+
+    from django.db import connections
+
+    for day in range(40):
+        for item in items:
+            change(item, OLD - timedelta(days=day))
+    kept = change(items[0], NOW)
+    for n in range(30):
+        failed = run(store, OLD - timedelta(days=n), status=RunStatus.FAILED)
+        issue(failed, f"COD-{n}")
+    reports: list[retention.PruneReport] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(2)
+
+    def prune() -> None:
+        try:
+            start.wait()
+            reports.append(retention.prune(days=400, batch_size=7, run_batch_size=4, now=NOW))
+        except BaseException as e:  # reported by the assertion below
+            errors.append(e)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=prune) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    assert errors == []
+    assert sum(r.counts["item_changes"] for r in reports) == 40 * len(items)
+    assert sum(r.counts["runs"] for r in reports) == 30
+    assert sum(r.counts["run_issues"] for r in reports) == 30
+    assert list(ItemChange.objects.values_list("pk", flat=True)) == [kept.pk]
+    assert not Run.objects.exists()
