@@ -23,7 +23,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from catalog.models import ItemChange
-from erp import actions, registry, reports
+from erp import actions, registry, reports, run_rows
 from erp.engine import NotConnected, UpdateAlreadyRunning, expire_stale_runs
 from erp.forms import ConnectionForm, UpdateForm, ca_summaries
 from erp.models import (
@@ -36,6 +36,7 @@ from erp.models import (
     RunIssue,
     RunStatus,
 )
+from erp.run_rows import of_run
 from erp.secrets import SecretUnreadable
 from erp.templatetags.erp_tags import COUNT_LABELS
 from stores.access import store_view
@@ -371,7 +372,7 @@ def keyset_page(
 ) -> KeysetPage:
     """`leading`: fields the queryset holds to one value, put first in the ORDER BY
     (no change of order) so that the index starting with them serves it: see
-    `_of_run`."""
+    `erp.run_rows.of_run`."""
     size = size or PAGE_SIZE
     backward = [f"-{name}" for name in leading]
     if before is not None:
@@ -397,19 +398,6 @@ def keyset_page(
     )
 
 
-def _of_run(rows: Any, run: Run) -> Any:
-    """A run's changes or issues, paged through their (run, id) index.
-
-    `n <= run_id <= n`, not `run_id = n`: with `=` PostgreSQL drops run_id from
-    the ORDER BY, and for a run with many rows (a full update's 50,000 issues, which
-    its statistics know) it walks the primary key from the table's start expecting
-    to meet them soon, while they are all at the end: 170 ms a page at 400,000
-    issues, growing with the table. A range keeps run_id in the order, which only
-    the (run, id) index gives: 0.3 ms (docs/benchmarks.md, "History at scale").
-    """
-    return rows.filter(run_id__gte=run.pk, run_id__lte=run.pk)
-
-
 def _store_run(store: Store, run_id: int) -> Run:
     return get_object_or_404(
         Run.objects.select_related("requested_by", "store"), pk=run_id, store=store
@@ -422,7 +410,7 @@ def run_detail(request: HttpRequest, store: Store, run_id: int) -> HttpResponse:
     expire_stale_runs(store)
     run = _store_run(store, run_id)
     changes = keyset_page(
-        _of_run(ItemChange.objects, run)
+        of_run(ItemChange.objects, run)
         .select_related("item")
         .only(
             "id",
@@ -436,19 +424,19 @@ def run_detail(request: HttpRequest, store: Store, run_id: int) -> HttpResponse:
         ),
         after=_int_param(request, "c_after"),
         before=_int_param(request, "c_before"),
-        leading=("run",),
+        leading=run_rows.ORDER[:1],
     )
     kind = request.GET.get("kind", "")
     if kind not in IssueKind.values:
         kind = ""
-    issues_qs = _of_run(RunIssue.objects, run)
+    issues_qs = of_run(RunIssue.objects, run)
     if kind:
         issues_qs = issues_qs.filter(kind=kind)
     issues = keyset_page(
         issues_qs,
         after=_int_param(request, "i_after"),
         before=_int_param(request, "i_before"),
-        leading=("run",),
+        leading=run_rows.ORDER[:1],
     )
     # One count per kind, the run's own, under the label the counts above use:
     # a chip says what its count says. Each kind counts ERP items, one report
