@@ -446,3 +446,14 @@ def test_two_passes_at_once_delete_everything_old_once_and_nothing_else(
     assert sum(r.counts["run_issues"] for r in reports) == 30
     assert list(ItemChange.objects.values_list("pk", flat=True)) == [kept.pk]
     assert not Run.objects.exists()
+
+
+@pytest.mark.parametrize("days", [0, -5])
+def test_a_retention_of_zero_days_is_refused_not_read_as_delete_everything(
+    store: Store, items: list[Item], settings: Any, days: int
+) -> None:
+    settings.VXM_RETENTION_DAYS = days
+    change(items[0], NOW - timedelta(hours=1))
+    with pytest.raises(CommandError, match="VXM_RETENTION_DAYS tiene que ser un número de días"):
+        vxm()
+    assert ItemChange.objects.count() == 1

@@ -36,6 +36,7 @@ from functools import partial
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import models, transaction
 from django.db.models import Max, Q
 from django.db.models.functions import Coalesce
@@ -87,11 +88,25 @@ class PruneReport:
 
 
 def retention_days() -> int:
-    return int(settings.VXM_RETENTION_DAYS)
+    days = int(settings.VXM_RETENTION_DAYS)
+    # 0 would delete the whole history at the next pass: never read it as "all".
+    if days < 1:
+        raise ImproperlyConfigured(
+            _("VXM_RETENTION_DAYS tiene que ser un número de días mayor que 0, como 400.")
+        )
+    return days
 
 
 def audit_retention_days() -> int:
-    return int(settings.VXM_AUDIT_RETENTION_DAYS)
+    days = int(settings.VXM_AUDIT_RETENTION_DAYS)
+    if days < 0:
+        raise ImproperlyConfigured(
+            _(
+                "VXM_AUDIT_RETENTION_DAYS tiene que ser un número de días, como 1825, "
+                "o 0 para guardar la auditoría para siempre."
+            )
+        )
+    return days
 
 
 def cutoff_for(days: int, now: datetime | None = None) -> datetime:

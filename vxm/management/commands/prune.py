@@ -11,6 +11,7 @@ import signal
 from collections.abc import Callable
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -60,9 +61,12 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help=_("Salida en JSON."))
 
     def handle(self, *args: Any, **options: Any) -> None:
-        report = retention.prune(
-            days=options["days"], dry_run=options["dry_run"], batch_size=options["batch_size"]
-        )
+        try:
+            report = retention.prune(
+                days=options["days"], dry_run=options["dry_run"], batch_size=options["batch_size"]
+            )
+        except ImproperlyConfigured as e:
+            raise CommandError(str(e)) from None
         if options["json"]:
             self.stdout.write(
                 json.dumps(
