@@ -4,8 +4,9 @@ from typing import Any
 
 from erp.models import Run
 
-# Order them by this: run first, so that the (run, id) index gives the order.
-ORDER = ("run", "id")
+# Order them by this: run first, so that the (run, id) index gives the order. "run_id",
+# not "run": ordering by a foreign key orders by the run's own ordering, through a join.
+ORDER = ("run_id", "id")
 
 
 def of_run(rows: Any, run: Run) -> Any:

@@ -210,7 +210,7 @@ def test_the_retention_comes_from_the_setting(
 def test_each_batch_deletes_at_most_batch_size_rows_in_its_own_statement(
     store: Store, items: list[Item]
 ) -> None:
-    for day in range(12):
+    for day in reversed(range(12)):  # written in time order, as the product does
         for item in items[:2]:
             change(item, OLD - timedelta(days=day))
     change(items[0], NOW)
@@ -272,7 +272,7 @@ def test_pruning_twice_deletes_nothing_the_second_time(store: Store, items: list
 def test_sigterm_stops_the_pass_between_batches_keeping_what_it_deleted(
     store: Store, items: list[Item]
 ) -> None:
-    for day in range(6):
+    for day in reversed(range(6)):  # written in time order, as the product does
         for item in items:
             change(item, OLD - timedelta(days=day))
 
@@ -414,7 +414,7 @@ def test_two_passes_at_once_delete_everything_old_once_and_nothing_else(
 
     from django.db import connections
 
-    for day in range(40):
+    for day in reversed(range(40)):  # written in time order, as the product does
         for item in items:
             change(item, OLD - timedelta(days=day))
     kept = change(items[0], NOW)
@@ -457,3 +457,46 @@ def test_a_retention_of_zero_days_is_refused_not_read_as_delete_everything(
     with pytest.raises(CommandError, match="VXM_RETENTION_DAYS tiene que ser un número de días"):
         vxm()
     assert ItemChange.objects.count() == 1
+
+
+def test_a_row_stamped_much_older_than_when_it_was_written_goes_with_the_rows_after_it(
+    store: Store, items: list[Item]
+) -> None:
+    # The walk ends at the highest id among the newest old rows (read through the
+    # time index, not by scanning every newer row); the product writes `at` = now,
+    # so only a row stamped out of order can lie beyond it: it goes once a row
+    # written after it is old.
+    first = change(items[0], OLD)
+    newer = change(items[0], NOW)
+    stamped_long_ago = change(items[1], OLD - timedelta(days=1000))
+    change(items[2], NOW + timedelta(minutes=1))
+
+    retention.prune(days=400, batch_size=1, now=NOW)
+    assert newer.pk in set(ItemChange.objects.values_list("pk", flat=True))
+    assert ItemChange.objects.filter(pk=stamped_long_ago.pk).exists()
+    assert not ItemChange.objects.filter(pk=first.pk).exists()
+
+    retention.prune(days=400, batch_size=1, now=NOW + timedelta(days=401))
+    assert not ItemChange.objects.exists()
+
+
+def test_the_run_page_reads_a_runs_rows_without_joining_or_sorting_runs(
+    admin_client: Any, store: Store, items: list[Item]
+) -> None:
+    from django.test.utils import CaptureQueriesContext
+
+    recent = run(store, RECENT, price_changed=1)
+    change(items[0], RECENT, run=recent)
+    issue(recent, "SIN-1")
+    with CaptureQueriesContext(connection) as queries:
+        run_page(admin_client, recent)
+    rows = [
+        q["sql"]
+        for q in queries.captured_queries
+        if 'FROM "erp_runissue"' in q["sql"] or 'FROM "catalog_itemchange"' in q["sql"]
+    ]
+    assert len(rows) == 2
+    for sql in rows:
+        # Ordered by (run_id, id), the index's order, with no join to erp_run.
+        assert 'JOIN "erp_run"' not in sql
+        assert 'ORDER BY "' in sql and '"run_id" ASC' in sql.split("ORDER BY")[1]
