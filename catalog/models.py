@@ -263,7 +263,10 @@ class ItemChange(models.Model):
     """
 
     store = models.ForeignKey(Store, on_delete=models.CASCADE, related_name="+")
-    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="changes")
+    # No index of its own for `item` nor `run`: the indexes below start with them,
+    # and every index more is written with each of ten million rows.
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="changes", db_index=False)
+    # Indexed for retention: the newest row older than the horizon (vxm/retention.py).
     at = models.DateTimeField("cuándo", db_index=True)
     source = models.CharField("origen", max_length=16, choices=ChangeSource.choices)
     # Who made it: a user for manual edits and imports from the panel, an ERP run for
@@ -272,7 +275,12 @@ class ItemChange(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     run = models.ForeignKey(
-        "erp.Run", null=True, blank=True, on_delete=models.SET_NULL, related_name="changes"
+        "erp.Run",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="changes",
+        db_index=False,
     )
     actor = models.CharField("quién", max_length=200, blank=True)
     old_stock = models.BigIntegerField(null=True, blank=True)
@@ -283,7 +291,9 @@ class ItemChange(models.Model):
     class Meta:
         ordering = ["-at", "-id"]
         indexes = [
-            models.Index(fields=["item", "-at"], name="itemchange_item_at"),
+            # The item page's history, newest first, keyset-paged on (at, id)
+            # (catalog/history.py): each page is a walk of this index.
+            models.Index(fields=["item", "-at", "-id"], name="itemchange_item_at_id"),
             # A run's list of changes is paged by id.
             models.Index(fields=["run", "id"], name="itemchange_run_id"),
         ]

@@ -7,7 +7,6 @@ of the user's, and every query below is filtered by it.
 from typing import Any
 
 from django.contrib import messages
-from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.http import (
@@ -32,6 +31,7 @@ from catalog.csv_import import (
     import_csv,
 )
 from catalog.forms import ImportForm, ItemEditForm, SearchForm
+from catalog.history import cursor, history_page
 from catalog.locks import set_erp_lock
 from catalog.models import (
     LOW_STOCK_THRESHOLD,
@@ -48,6 +48,7 @@ from erp.models import Connection
 from stores.access import store_view
 from stores.models import Store
 from vxm import spreadsheets
+from vxm.retention import retention_days
 
 PAGE_SIZE = 50
 # The list shows "más de 1.000" beyond this: counting every match of a 300,000-item
@@ -264,12 +265,11 @@ def item_detail(request: HttpRequest, store: Store, pk: int) -> HttpResponse:
                 "seen_price": f"{item.wholesale_price:.2f}",
             }
         )
-    history = Paginator(
-        item.changes.order_by("-at", "-id").only(
-            "at", "source", "actor", "old_stock", "new_stock", "old_price", "new_price"
-        ),
-        PAGE_SIZE,
-    ).get_page(request.GET.get("page"))
+    history = history_page(
+        item,
+        older_than=cursor(request.GET.get("older_than")),
+        newer_than=cursor(request.GET.get("newer_than")),
+    )
     # Who locked it and when: the newest lock in its history.
     lock = (
         (
@@ -286,7 +286,9 @@ def item_detail(request: HttpRequest, store: Store, pk: int) -> HttpResponse:
             "store": store,
             "item": item,
             "form": form,
-            "history": history,
+            "history": history.rows,
+            "history_page": history,
+            "retention_days": retention_days(),
             "low_stock_threshold": LOW_STOCK_THRESHOLD,
             "erp_name": erp_name,
             "lock": lock,

@@ -215,6 +215,8 @@ class Run(models.Model):
             )
         ]
         indexes = [
+            # The history of runs and the ERP page's recent runs, newest first.
+            models.Index(fields=["store", "-created_at", "-id"], name="run_store_created"),
             # The integration's health and the catalog's "updated 12 min ago"
             # (erp/health.py): the store's newest finished runs, read from the top.
             models.Index(fields=["store", "-finished_at"], name="run_store_finished"),
@@ -277,7 +279,8 @@ class IssueKind(models.TextChoices):
 class RunIssue(models.Model):
     """An ERP item a run did not apply (wholly or in part), and why."""
 
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="issues")
+    # Indexed by `runissue_run_id` below, which starts with it.
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="issues", db_index=False)
     # The kind's value is also the name of the run's counter of it.
     kind = models.CharField(max_length=32, choices=IssueKind.choices)
     code = models.CharField("código ERP", max_length=200, blank=True)
@@ -286,7 +289,13 @@ class RunIssue(models.Model):
 
     class Meta:
         ordering = ["id"]
-        indexes = [models.Index(fields=["run", "kind"], name="runissue_run_kind")]
+        indexes = [
+            # The run page lists a run's issues, all or of one kind, keyset-paged by
+            # id: each page is a walk of one of these (a full update can leave
+            # 100,000 issues; sorting them on every page view would not do).
+            models.Index(fields=["run", "kind", "id"], name="runissue_run_kind_id"),
+            models.Index(fields=["run", "id"], name="runissue_run_id"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.code}: {self.reason}"

@@ -11,9 +11,11 @@ from datetime import datetime, tzinfo
 from typing import Any
 
 from catalog.models import ItemChange
+from erp import run_rows
 from erp.actions import requested_by_label
 from erp.cancel import cancelled_by_label
-from erp.models import IssueKind, Run
+from erp.models import IssueKind, Run, RunIssue
+from erp.run_rows import of_run
 from vxm.spreadsheets import Column
 
 CHANGES_COLUMNS = (
@@ -37,8 +39,8 @@ CHUNK = 2000
 
 def change_rows(run: Run) -> Iterator[tuple[Any, ...]]:
     rows = (
-        ItemChange.objects.filter(run=run)
-        .order_by("id")
+        of_run(ItemChange.objects, run)
+        .order_by(*run_rows.ORDER)
         .values_list(
             "item__sku", "item__name", "old_stock", "new_stock", "old_price", "new_price", "at"
         )
@@ -47,7 +49,7 @@ def change_rows(run: Run) -> Iterator[tuple[Any, ...]]:
 
 
 def issue_rows(run: Run, kind: str | None = None) -> Iterator[tuple[Any, ...]]:
-    issues = run.issues.order_by("id")
+    issues = of_run(RunIssue.objects, run).order_by(*run_rows.ORDER)
     if kind:
         issues = issues.filter(kind=kind)
     labels = dict(IssueKind.choices)

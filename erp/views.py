@@ -23,7 +23,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from catalog.models import ItemChange
-from erp import actions, health, registry, reports
+from erp import actions, health, registry, reports, run_rows
 from erp.engine import NotConnected, UpdateAlreadyRunning, expire_stale_runs
 from erp.forms import ConnectionForm, UpdateForm, ca_summaries
 from erp.models import (
@@ -37,11 +37,13 @@ from erp.models import (
     RunStatus,
 )
 from erp.progress import live_announcement
+from erp.run_rows import of_run
 from erp.secrets import SecretUnreadable
 from erp.templatetags.erp_tags import COUNT_LABELS
 from stores.access import store_view
 from stores.models import Store
 from vxm import spreadsheets
+from vxm.retention import history_pruned, retention_days
 
 PAGE_SIZE = 50
 RUNS_PER_PAGE = 25
@@ -371,11 +373,22 @@ def _int_param(request: HttpRequest, name: str) -> int | None:
 
 
 def keyset_page(
-    queryset: "QuerySet[Any]", *, after: int | None, before: int | None, size: int | None = None
+    queryset: "QuerySet[Any]",
+    *,
+    after: int | None,
+    before: int | None,
+    size: int | None = None,
+    leading: tuple[str, ...] = (),
 ) -> KeysetPage:
+    """`leading`: fields the queryset holds to one value, put first in the ORDER BY
+    (no change of order) so that the index starting with them serves it: see
+    `erp.run_rows.of_run`."""
     size = size or PAGE_SIZE
+    backward = [f"-{name}" for name in leading]
     if before is not None:
-        rows: list[Model] = list(queryset.filter(pk__lt=before).order_by("-pk")[: size + 1])
+        rows: list[Model] = list(
+            queryset.filter(pk__lt=before).order_by(*backward, "-pk")[: size + 1]
+        )
         more_before = len(rows) > size
         rows = rows[:size][::-1]
         return KeysetPage(
@@ -385,7 +398,7 @@ def keyset_page(
         )
     if after is not None:
         queryset = queryset.filter(pk__gt=after)
-    rows = list(queryset.order_by("pk")[: size + 1])
+    rows = list(queryset.order_by(*leading, "pk")[: size + 1])
     more_after = len(rows) > size
     rows = rows[:size]
     return KeysetPage(
@@ -407,7 +420,7 @@ def run_detail(request: HttpRequest, store: Store, run_id: int) -> HttpResponse:
     expire_stale_runs(store)
     run = _store_run(store, run_id)
     changes = keyset_page(
-        ItemChange.objects.filter(run=run)
+        of_run(ItemChange.objects, run)
         .select_related("item")
         .only(
             "id",
@@ -421,15 +434,19 @@ def run_detail(request: HttpRequest, store: Store, run_id: int) -> HttpResponse:
         ),
         after=_int_param(request, "c_after"),
         before=_int_param(request, "c_before"),
+        leading=run_rows.ORDER[:1],
     )
     kind = request.GET.get("kind", "")
     if kind not in IssueKind.values:
         kind = ""
-    issues_qs = RunIssue.objects.filter(run=run)
+    issues_qs = of_run(RunIssue.objects, run)
     if kind:
         issues_qs = issues_qs.filter(kind=kind)
     issues = keyset_page(
-        issues_qs, after=_int_param(request, "i_after"), before=_int_param(request, "i_before")
+        issues_qs,
+        after=_int_param(request, "i_after"),
+        before=_int_param(request, "i_before"),
+        leading=run_rows.ORDER[:1],
     )
     # One count per kind, the run's own, under the label the counts above use:
     # a chip says what its count says. Each kind counts ERP items, one report
@@ -456,6 +473,9 @@ def run_detail(request: HttpRequest, store: Store, run_id: int) -> HttpResponse:
             "issue_total": sum(count for _, _, count in issue_kinds),
             "ambiguous_rows": ambiguous_rows,
             "status_run": run if run.is_active else None,
+            # Its changes may be gone from the history by age (vxm/retention.py).
+            "history_pruned": history_pruned(run),
+            "retention_days": retention_days(),
         },
     )
 

@@ -5,7 +5,7 @@ import pytest
 
 from vxm.cli import main
 
-PRODUCT = ["store", "user", "catalog", "erp", "scheduler", "check", "demo"]
+PRODUCT = ["store", "user", "catalog", "erp", "scheduler", "check", "demo", "prune"]
 
 
 @pytest.mark.parametrize("argv", [["vxm"], ["vxm", "--help"], ["vxm", "-h"], ["vxm", "help"]])

@@ -244,3 +244,9 @@ LOGGING = {
         "erp": {"level": os.environ.get("VXM_LOG_LEVEL", "INFO")},
     },
 }
+
+# Retention (vxm/retention.py, `vxm prune`): item history, update runs and finished
+# CSV imports older than this many days are deleted; the ERP audit log after
+# VXM_AUDIT_RETENTION_DAYS (never before the data it explains; 0 keeps it forever).
+VXM_RETENTION_DAYS = int(os.environ.get("VXM_RETENTION_DAYS", "400"))
+VXM_AUDIT_RETENTION_DAYS = int(os.environ.get("VXM_AUDIT_RETENTION_DAYS", "1825"))

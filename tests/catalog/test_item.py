@@ -88,10 +88,12 @@ def test_history_is_paged_by_50(admin_client: Client, store: Store, make_item: M
     )
 
     first = admin_client.get(item_url(item))
-    second = admin_client.get(item_url(item), {"page": 2})
+    older = first.context["history_page"].older_than
+    second = admin_client.get(item_url(item), {"older_than": older})
 
     assert [c.new_stock for c in first.context["history"]] == list(range(60, 10, -1))
     assert [c.new_stock for c in second.context["history"]] == list(range(10, 0, -1))
+    assert f"?older_than={older}" in first.content.decode()
 
 
 def test_manual_edit_updates_item_and_writes_history(
