@@ -250,8 +250,18 @@ def item_detail(request: HttpRequest, store: Store, pk: int) -> HttpResponse:
             }
         )
     history = Paginator(
-        item.changes.order_by("-at", "-id").only(
-            "at", "source", "actor", "old_stock", "new_stock", "old_price", "new_price"
+        # The run (and the run an undo undid) names an undo row: "Deshacer actualización #N".
+        item.changes.order_by("-at", "-id")
+        .select_related("run")
+        .only(
+            "at",
+            "source",
+            "actor",
+            "old_stock",
+            "new_stock",
+            "old_price",
+            "new_price",
+            "run__undoes",
         ),
         PAGE_SIZE,
     ).get_page(request.GET.get("page"))

@@ -12,3 +12,11 @@ from erp.engine import execute_run
 @task()
 def run_update(run_id: int) -> None:
     execute_run(run_id)
+
+
+@task()
+def run_undo(run_id: int) -> None:
+    # Imported here: erp.undo imports this module to enqueue.
+    from erp.undo import execute_undo
+
+    execute_undo(run_id)

@@ -19,6 +19,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
@@ -38,6 +39,7 @@ from erp.models import (
 )
 from erp.secrets import SecretUnreadable
 from erp.templatetags.erp_tags import COUNT_LABELS
+from erp.undo import UndoRefused, request_undo
 from stores.access import store_view
 from stores.models import Store
 from vxm import spreadsheets
@@ -486,3 +488,26 @@ def run_issues_report(
             reports.ISSUES_COLUMNS, rows, store.tz, locale, "No aplicados", name
         )
     return spreadsheets.csv_response(reports.ISSUES_COLUMNS, rows, store.tz, locale, name)
+
+
+# ---- Undo an update (issue #11; the logic is in erp/undo.py) ------------------------
+
+
+@store_view
+@require_POST
+def run_undo(request: HttpRequest, store: Store, run_id: int) -> HttpResponse:
+    run = _store_run(store, run_id)
+    try:
+        undo = request_undo(store, run.pk, user=request.user, origin="panel")
+    except UndoRefused as e:
+        messages.error(request, e.message)
+        return redirect(reverse("erp:run", args=[store.slug, run.pk]))
+    messages.success(
+        request,
+        _(
+            "Deshaciendo la actualización #%(run)s: corre en segundo plano, podés salir "
+            "de esta página."
+        )
+        % {"run": run.pk},
+    )
+    return redirect(reverse("erp:run", args=[store.slug, undo.pk]))
