@@ -35,6 +35,7 @@ from erp.models import (
     IssueKind,
     Run,
     RunIssue,
+    RunMode,
     RunStatus,
 )
 from erp.secrets import SecretUnreadable
@@ -109,6 +110,8 @@ def connection_state(store: Store, connection: Connection) -> ConnectionState:
         )
     last = (
         Run.objects.filter(store=store, status__in=FINISHED_STATUSES)
+        # An undo never talks to the ERP: it says nothing about the settings.
+        .exclude(mode=RunMode.UNDO)
         .select_related("requested_by")
         .first()
     )

@@ -542,3 +542,28 @@ def test_an_undo_declared_dead_writes_no_more_pages(
     undo.execute_undo(queued.pk)
 
     assert ItemChange.objects.filter(run=queued).count() == 20
+
+
+def test_a_failed_updates_applied_pages_are_undone_and_the_erp_page_still_says_it_failed(
+    admin_client: Client, store: Store, standin: Any, settings: Any
+) -> None:
+    from nonsistemas_standin.faults import Fault
+
+    settings.VXM_NONSISTEMAS_PAGE_SIZE = 10
+    connect(store, standin)
+    skus = [sku_of(n) for n in range(50)]
+    make_items(store, [(sku, 10, "1000.00") for sku in skus])
+    standin.load([erp_row(standin, sku, "10.000", "2000.00") for sku in skus])
+    # A few pages of 10 get through, then the ERP rejects the token for good.
+    standin.inject(Fault("token_expired", times=2, after_requests=2))
+    failed = sync(store, full=True)
+    assert failed.status == RunStatus.FAILED and 0 < failed.price_changed < 50
+
+    call_command("erp", "undo", store.slug, str(failed.pk), stdout=io.StringIO())
+
+    assert Run.objects.get(mode=RunMode.UNDO).price_changed == failed.price_changed
+    assert {values(store, sku)[1] for sku in skus} == {Decimal("1000.00")}
+    # The undo (succeeded) never talked to the ERP: the card still says the last
+    # update failed, not "Conectado".
+    page = text(admin_client.get(reverse("erp:integrations", args=[store.slug])))
+    assert "Necesita atención" in page
