@@ -6,7 +6,6 @@ import io
 import json
 import os
 import signal
-from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -187,6 +186,9 @@ def test_undo_of_an_update_of_50_prices_after_a_hand_edit_restores_49_and_lists_
     page = text(admin_client.get(reverse("erp:run", args=[store.slug, update.pk])))
     assert f"Deshecha por #{undo_run.pk} ." in page  # a link, then the stop
     assert "Deshacer esta actualización" not in page
+    # The history of runs lists it, saying what it undoes.
+    runs_page = text(admin_client.get(reverse("erp:runs", args=[store.slug])))
+    assert f"#{undo_run.pk} deshace #{update.pk}" in runs_page
     # The item page shows the row with its source and the run it undid.
     item_page = text(admin_client.get(reverse("catalog:item", args=[store.slug, first.item_id])))
     assert f"Deshacer actualización #{update.pk} admin@sur.test" in item_page
@@ -241,8 +243,10 @@ def test_undo_from_the_command_line_lists_what_it_left_alone(store: Store, stand
 
 
 def test_an_item_changed_twice_by_one_run_goes_back_to_its_value_before_the_run(
-    store: Store, standin: Any
+    store: Store, standin: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # One history row per page: the item's two rows fall on two pages of the undo.
+    monkeypatch.setattr(undo, "PAGE_ROWS", 1)
     connect(store, standin)
     make_items(store, [("Yerba Mate 1kg", 5, "100.00"), ("ACE-1", 1, "1.00")])
     # Two ERP codes name the one store item: the run writes it twice.
@@ -525,23 +529,30 @@ def test_sigterm_stops_an_undo_between_pages_as_interrupted(
     assert undo.refusal(update) == ""
 
 
-def test_an_undo_declared_dead_writes_no_more_pages(
+def test_an_undo_declared_dead_while_it_writes_a_page_rolls_that_page_back(
     store: Store, standin: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _, update = fifty_prices(store, standin)
     monkeypatch.setattr(undo, "PAGE_ROWS", 20)
-    real: Callable[..., None] = undo._apply_page
-
-    def then_declared_dead(run: Run, *args: Any) -> None:
-        real(run, *args)
-        Run.objects.filter(pk=run.pk).update(status=RunStatus.FAILED)
-
-    monkeypatch.setattr(undo, "_apply_page", then_declared_dead)
     queued = undo.request_undo(store, update.pk, origin="cli", enqueue=False)
+    real = CatalogWriter.add_history
+    calls = {"n": 0}
 
-    undo.execute_undo(queued.pk)
+    def declared_dead_during_the_second_page(self: CatalogWriter, changes: Any) -> None:
+        real(self, changes)
+        calls["n"] += 1
+        if calls["n"] == 2:
+            # What expire_stale_runs does to a run whose heartbeat got too old.
+            Run.objects.filter(pk=queued.pk).update(status=RunStatus.FAILED)
 
+    monkeypatch.setattr(CatalogWriter, "add_history", declared_dead_during_the_second_page)
+
+    done = undo.execute_undo(queued.pk)
+
+    assert done.status == RunStatus.FAILED
+    # The first page stays; nothing of the second, which found the undo dead.
     assert ItemChange.objects.filter(run=queued).count() == 20
+    assert Item.objects.filter(store=store, wholesale_price__lt=2000).count() == 20
 
 
 def test_a_failed_updates_applied_pages_are_undone_and_the_erp_page_still_says_it_failed(
