@@ -105,10 +105,10 @@ def main() -> None:
     )
     if args.tracemalloc:
         tracemalloc.start()
-    start = time.perf_counter()
+    began = time.perf_counter()
     with connection.execute_wrapper(count):
         run = execute_undo(request_undo(store, update.pk, origin="cli", enqueue=False).pk)
-    wall = time.perf_counter() - start
+    wall = time.perf_counter() - began
     heap = tracemalloc.get_traced_memory()[1] if args.tracemalloc else None
     tracemalloc.stop()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
