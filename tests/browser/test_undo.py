@@ -23,6 +23,7 @@ from erp.models import Run, RunMode, RunStatus
 from stores.models import Store
 from tests.browser.conftest import log_in
 from tests.browser.test_erp_update import changes_shown
+from tests.browser.test_phone_layout import assert_fits
 from tests.erp.sync_helpers import connect, make_items, sync
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -84,6 +85,7 @@ def test_admin_undoes_an_update_and_sees_what_came_back_and_what_was_left(
     expect(disclosure).to_contain_text("Deshacer no cambia nada en NonSistemas")
     screenshot("undo-01-confirm-1280")
     page.set_viewport_size({"width": 390, "height": 844})
+    assert_fits(page, "an update's page, its undo opened")
     screenshot("undo-01-confirm-390")
     page.set_viewport_size({"width": 1280, "height": 900})
 
@@ -127,6 +129,7 @@ def test_admin_undoes_an_update_and_sees_what_came_back_and_what_was_left(
     )
     screenshot("undo-02-undo-run-1280")
     page.set_viewport_size({"width": 390, "height": 844})
+    assert_fits(page, "the undo's page")
     screenshot("undo-02-undo-run-390")
     page.set_viewport_size({"width": 1280, "height": 900})
 
