@@ -387,6 +387,11 @@ def _perform(run_id: int) -> None:
             raise ErpError(
                 ErrorCode.INTERNAL, "La actualización a deshacer ya no existe.", permanent=True
             )
+        # Checked when asked, but another undo of the same run may have finished
+        # between that check and this one's insert: then there is nothing to do.
+        done = successful_undo(Run(pk=run.undoes_id))
+        if done is not None:
+            raise ErpError(ErrorCode.INTERNAL, f"Ya se deshizo en #{done.pk}.", permanent=True)
         beat = heartbeat(run.pk)  # a page boundary: stops here on SIGTERM, or if declared dead
         counts = Counts()
         for after, item_ids in _pages(run.undoes_id):

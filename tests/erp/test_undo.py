@@ -578,3 +578,20 @@ def test_a_failed_updates_applied_pages_are_undone_and_the_erp_page_still_says_i
     # update failed, not "Conectado".
     page = text(admin_client.get(reverse("erp:integrations", args=[store.slug])))
     assert "Necesita atención" in page
+
+
+def test_an_undo_queued_just_as_another_finished_does_nothing_and_says_so(
+    store: Store, standin: Any
+) -> None:
+    _, update = fifty_prices(store, standin)
+    # Both asked before either ran (the second one's check saw no finished undo).
+    first = undo.request_undo(store, update.pk, origin="cli", enqueue=False)
+    undo.execute_undo(first.pk)
+    second = Run.objects.create(
+        store=store, kind=update.kind, mode=RunMode.UNDO, undoes=update, origin="cli"
+    )
+
+    done = undo.execute_undo(second.pk)
+
+    assert (done.status, done.error_message) == (RunStatus.FAILED, f"Ya se deshizo en #{first.pk}.")
+    assert not ItemChange.objects.filter(run=second).exists()
