@@ -49,7 +49,8 @@ def history_page(
     newer_than: int | None = None,
     size: int = PAGE_SIZE,
 ) -> HistoryPage:
-    changes: QuerySet[ItemChange] = item.changes.only(*COLUMNS)
+    # The run (and the run an undo undid) names an undo row: "Deshacer actualización #N".
+    changes: QuerySet[ItemChange] = item.changes.select_related("run").only(*COLUMNS, "run__undoes")
     newer = _position(item, newer_than)
     if newer is not None:
         rows = list(changes.filter(_newer(*newer)).order_by("at", "id")[: size + 1])

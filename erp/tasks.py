@@ -28,3 +28,11 @@ def run_update(run_id: int) -> None:
 @task()
 def enqueue_due_updates() -> None:
     schedule.enqueue_due_updates()
+
+
+@task()
+def run_undo(run_id: int) -> None:
+    # Imported here: erp.undo imports this module to enqueue.
+    from erp.undo import execute_undo
+
+    execute_undo(run_id)

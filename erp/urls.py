@@ -13,6 +13,7 @@ urlpatterns = [
     path("erp/runs/", views.runs, name="runs"),
     path("erp/runs/<int:run_id>/", views.run_detail, name="run"),
     path("erp/runs/<int:run_id>/cancel/", cancel_views.cancel_run, name="cancel"),
+    path("erp/runs/<int:run_id>/undo/", views.run_undo, name="run_undo"),
     # One view per report, the format fixed by the URL: a link is a file to open.
     path(
         "erp/runs/<int:run_id>/changes.csv",

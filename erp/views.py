@@ -19,6 +19,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
@@ -34,12 +35,14 @@ from erp.models import (
     IssueKind,
     Run,
     RunIssue,
+    RunMode,
     RunStatus,
 )
 from erp.progress import live_announcement
 from erp.run_rows import of_run
 from erp.secrets import SecretUnreadable
 from erp.templatetags.erp_tags import COUNT_LABELS
+from erp.undo import UndoRefused, request_undo
 from stores.access import store_view
 from stores.models import Store
 from vxm import spreadsheets
@@ -110,6 +113,8 @@ def connection_state(store: Store, connection: Connection) -> ConnectionState:
         )
     last = (
         Run.objects.filter(store=store, status__in=FINISHED_STATUSES)
+        # An undo never talks to the ERP: it says nothing about the settings.
+        .exclude(mode=RunMode.UNDO)
         .select_related("requested_by")
         .first()
     )
@@ -516,3 +521,26 @@ def run_issues_report(
             reports.ISSUES_COLUMNS, rows, store.tz, locale, "No aplicados", name
         )
     return spreadsheets.csv_response(reports.ISSUES_COLUMNS, rows, store.tz, locale, name)
+
+
+# ---- Undo an update (issue #11; the logic is in erp/undo.py) ------------------------
+
+
+@store_view
+@require_POST
+def run_undo(request: HttpRequest, store: Store, run_id: int) -> HttpResponse:
+    run = _store_run(store, run_id)
+    try:
+        undo = request_undo(store, run.pk, user=request.user, origin="panel")
+    except UndoRefused as e:
+        messages.error(request, e.message)
+        return redirect(reverse("erp:run", args=[store.slug, run.pk]))
+    messages.success(
+        request,
+        _(
+            "Deshaciendo la actualización #%(run)s: corre en segundo plano, podés salir "
+            "de esta página."
+        )
+        % {"run": run.pk},
+    )
+    return redirect(reverse("erp:run", args=[store.slug, undo.pk]))

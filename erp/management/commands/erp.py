@@ -7,6 +7,7 @@
     vxm erp runs SLUG [--json] [--limit N]
     vxm erp cancel SLUG [RUN_ID]
     vxm erp schedule SLUG [--every 15m|30m|1h|6h|24h | --daily HH:MM | --off]
+    vxm erp undo SLUG RUN_ID [--json]
     vxm erp generate-key
     vxm erp reencrypt
 
@@ -120,6 +121,7 @@ class Command(BaseCommand):
             help="la actualización (#); por omisión, la que está en cola o en curso",
         )
         add_schedule_parser(sub)
+        self._add_undo_arguments(sub)
 
         sub.add_parser("generate-key", help="Imprime una clave nueva para VXM_ENCRYPTION_KEYS.")
         sub.add_parser(
@@ -141,6 +143,8 @@ class Command(BaseCommand):
             self.cancel(options)
         elif action == "schedule":
             print_or_set_schedule(self, self._store(options["slug"]), options)
+        elif action == "undo":
+            self.undo(options)
         elif action == "generate-key":
             self.stdout.write(secrets.generate_key())
         elif action == "reencrypt":
@@ -386,6 +390,83 @@ class Command(BaseCommand):
         if outcome.result == CancelResult.ENDED:
             raise CommandError(outcome.message)
         self.stdout.write(outcome.message)
+
+    # ---- undo (issue #11; the logic is in erp/undo.py) --------------------------
+
+    @staticmethod
+    def _add_undo_arguments(sub: Any) -> None:
+        undo = sub.add_parser(
+            "undo",
+            help="Deshace una actualización: vuelve a poner el stock y el precio de antes.",
+            description=(
+                "Vuelve a poner el stock y el precio que tenían antes de la actualización "
+                "RUN_ID los productos que todavía tienen los valores que ella les puso; los "
+                "que cambiaron después se dejan como están y se listan. Corre en este "
+                "proceso. No cambia nada en el ERP."
+            ),
+        )
+        undo.add_argument("slug", help="la tienda")
+        undo.add_argument("run_id", type=int, metavar="RUN_ID", help="la actualización (su #)")
+        undo.add_argument("--json", action="store_true", help="el resultado como un objeto JSON")
+
+    def undo(self, options: dict[str, Any]) -> None:
+        from erp.undo import NOTHING_IN_ERP, UndoRefused, execute_undo, request_undo
+
+        store = self._store(options["slug"])
+        try:
+            run = request_undo(store, options["run_id"], origin="cli", enqueue=False)
+        except UndoRefused as e:
+            raise CommandError(e.message, returncode=EXIT_BUSY if e.busy else EXIT_FAILED) from None
+        try:
+            run = execute_undo(run.pk)
+        except KeyboardInterrupt:
+            self._interrupted(run)
+            raise CommandError(
+                f"Deshacer #{run.pk} interrumpido (Ctrl-C). Lo que alcanzó a volver atrás "
+                "quedó registrado; pedilo de nuevo para terminar.",
+                returncode=EXIT_INTERRUPTED,
+            ) from None
+        signum = stopping.requested()
+        if signum is not None and run.error_code == ErrorCode.INTERRUPTED:
+            raise CommandError(
+                f"Deshacer #{run.pk} detenido ({signal.Signals(signum).name}). Lo que alcanzó "
+                "a volver atrás quedó registrado; pedilo de nuevo para terminar.",
+                returncode=128 + signum,
+            )
+        run = Run.objects.select_related("store", "requested_by").get(pk=run.pk)
+        if options["json"]:
+            summary = {**reports.run_summary(run), "mode": run.mode, "undoes": run.undoes_id}
+            self.stdout.write(json.dumps(summary, ensure_ascii=False))
+        else:
+            self.stdout.write(
+                f"Deshacer #{run.pk} (deshace la actualización #{run.undoes_id}): "
+                f"{run.get_status_display()}"
+            )
+            self.stdout.write(
+                f"  Productos revisados: {run.matched}; stocks vueltos atrás: "
+                f"{run.stock_changed}; precios vueltos atrás: {run.price_changed}; ya tenían "
+                f"sus valores de antes: {run.unchanged}."
+            )
+            if run.changed_meanwhile:
+                self.stdout.write(
+                    f"  Se dejaron como están {run.changed_meanwhile} (cambiaron después):"
+                )
+                shown = run.issues.filter(kind="changed_meanwhile").order_by("id")
+                for sku, reason in shown.values_list("sku", "reason")[:20]:
+                    self.stdout.write(f"    {sku}: {reason}")
+                if run.changed_meanwhile > 20:
+                    self.stdout.write(
+                        f"    … y {run.changed_meanwhile - 20} más: la lista completa está en "
+                        f"la página de #{run.pk} del panel (se puede descargar)."
+                    )
+            if run.error_message:
+                self.stdout.write(f"  Error: {run.error_message}")
+            self.stdout.write(f"  {NOTHING_IN_ERP}")
+        if run.status == RunStatus.FAILED:
+            raise CommandError(
+                f"Deshacer #{run.pk} falló ({run.error_code}): {run.error_message}",
+                returncode=EXIT_FAILED,
+            )
 
     def reencrypt(self) -> None:
         if not settings.VXM_ENCRYPTION_KEYS:
