@@ -13,6 +13,7 @@ from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_lazy
 from django.views.decorators.debug import sensitive_variables
 
 from erp import registry
@@ -24,8 +25,9 @@ from stores.models import Store
 
 logger = logging.getLogger("erp.actions")
 
+# Stored as written (audit rows keep it); shown translated (erp/stored_text.actor_label).
 CLI_ACTOR = "Línea de comandos"
-ORIGIN_LABELS = {"cli": CLI_ACTOR, "schedule": "Programada"}
+ORIGIN_LABELS = {"cli": gettext_lazy("Línea de comandos"), "schedule": gettext_lazy("Programada")}
 
 # How often the panel's buttons may be pressed per store. Each Verify and each
 # update logs in to the ERP, and NonSistemas allows about 5 logins a minute per
@@ -88,8 +90,8 @@ def requested_by_label(run: Run) -> str:
     if run.requested_by is not None:
         return str(run.requested_by.email or run.requested_by.username)
     if run.origin == "panel":
-        return "Usuario eliminado"
-    return ORIGIN_LABELS.get(run.origin, run.origin)
+        return gettext("Usuario eliminado")
+    return str(ORIGIN_LABELS.get(run.origin, run.origin))
 
 
 def _claim_panel_slot(store: Store, action: str) -> None:

@@ -19,9 +19,10 @@ Parameters are data (codes, SKUs, counts, HTTP statuses): they are shown as they
 were, never translated.
 """
 
+import re
 from typing import Any
 
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_lazy
 
 MSGID = "msgid"
 PARAMS = "params"
@@ -47,6 +48,29 @@ def render(packed: Any, fallback: str) -> str:
     except (KeyError, TypeError, ValueError):
         # A translation whose placeholders do not match: the stored text is right.
         return fallback
+
+
+# Who did something, as stored in `actor` columns (audit rows, the item history)
+# before any reader chose a language: the fixed labels, and the ERP update's
+# "NonSistemas (actualización #12)" (erp/engine.py), read back into their parts.
+ACTOR_LABELS = {
+    "Línea de comandos": gettext_lazy("Línea de comandos"),
+    "Programada": gettext_lazy("Programada"),
+    "Usuario eliminado": gettext_lazy("Usuario eliminado"),
+}
+_RUN_ACTOR = re.compile(r"(?P<erp>.+) \(actualización (?P<full>completa )?#(?P<pk>\d+)\)")
+
+
+def actor_label(actor: str) -> str:
+    """A stored actor in the reader's language; a person's email stays as it is."""
+    if actor in ACTOR_LABELS:
+        return str(ACTOR_LABELS[actor])
+    if match := _RUN_ACTOR.fullmatch(actor or ""):
+        return gettext("%(erp)s (actualización #%(pk)s)") % {
+            "erp": match["erp"],
+            "pk": match["pk"],
+        }
+    return actor
 
 
 def run_error(run: Any) -> str:
