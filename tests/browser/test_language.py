@@ -47,8 +47,8 @@ def test_admin_switches_to_english_and_it_stays_on_the_account(
     expect(page.get_by_role("heading", name="Change stock or price")).to_be_visible()
     expect(page.get_by_label("Wholesale price")).to_be_visible()
 
-    page.get_by_role("link", name="Integrations › ERP").click()
-    expect(page.get_by_role("heading", name="Integrations › ERP")).to_be_visible()
+    page.get_by_role("link", name="Integrations \u203a ERP").click()
+    expect(page.get_by_role("heading", name="Integrations \u203a ERP")).to_be_visible()
     expect(page.get_by_role("button", name="Verify connection")).to_be_visible()
     expect(page.get_by_role("button", name="Update stock and prices now")).to_be_visible()
     expect(page.get_by_text("Orders are NOT synchronized.")).to_be_visible()
