@@ -7,6 +7,7 @@ cannot both start one.
 """
 
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -73,7 +74,9 @@ class Connection(models.Model):
         self.last_check_ok = None
         self.last_check_message = ""
 
-    def record_check(self, *, ok: bool, message: str) -> None:
+    def record_check(
+        self, *, ok: bool, message: str, message_i18n: dict[str, Any] | None = None
+    ) -> None:
         """Record a verification's outcome, unless the settings it tried changed
         meanwhile: a verification of the old server must not vouch for the new."""
         at = timezone.now()
@@ -84,8 +87,14 @@ class Connection(models.Model):
             username=self.username,
             password_encrypted=self.password_encrypted,
             ca_cert_pem=self.ca_cert_pem,
-        ).update(last_check_at=at, last_check_ok=ok, last_check_message=message)
+        ).update(
+            last_check_at=at,
+            last_check_ok=ok,
+            last_check_message=message,
+            last_check_message_i18n=message_i18n,
+        )
         self.last_check_at, self.last_check_ok, self.last_check_message = at, ok, message
+        self.last_check_message_i18n = message_i18n
 
     # Sensitive so that a failure while encrypting never puts the password in
     # Django's error report (see erp/secrets.py).

@@ -301,10 +301,10 @@ def verify(request: HttpRequest, store: Store) -> HttpResponse:
         messages.warning(request, e.message)
         return redirect(_integrations_url(store))
     if outcome.ok:
-        messages.success(request, outcome.message)
+        messages.success(request, outcome.shown)
     else:
         messages.error(
-            request, gettext("La verificación falló. %(message)s") % {"message": outcome.message}
+            request, gettext("La verificación falló. %(message)s") % {"message": outcome.shown}
         )
     return redirect(_integrations_url(store))
 

@@ -122,3 +122,32 @@ def test_the_item_form_reads_prices_as_either_language_writes_them(
         assert response.status_code == 302, response.text[:2000]
         item.refresh_from_db()
         assert item.wholesale_price == Decimal("1234.56")
+
+
+def test_a_stored_message_is_shown_in_the_readers_language(store: Store, standin: Any) -> None:
+    from erp import actions, stored_text
+    from tests.erp.sync_helpers import connect
+
+    connection = connect(store, standin)
+    with translation.override("es-ar"):
+        outcome = actions.verify_connection(store)
+    assert outcome.ok
+    connection.refresh_from_db()
+    assert connection.last_check_message.startswith("La conexión funciona: ")
+    with translation.override("en"):
+        assert stored_text.check_message(connection).startswith("The connection works: ")
+    with translation.override("es-ar"):
+        assert stored_text.check_message(connection) == connection.last_check_message
+    # A row written before the mechanism (no JSON) shows its stored text.
+    connection.last_check_message_i18n = None
+    with translation.override("en"):
+        assert stored_text.check_message(connection) == connection.last_check_message
+
+
+def test_stored_actor_labels_are_read_back_in_the_readers_language() -> None:
+    from erp.stored_text import actor_label
+
+    with translation.override("en"):
+        assert actor_label("Línea de comandos") == "Command line"
+        assert actor_label("NonSistemas (actualización #12)") == "NonSistemas (update #12)"
+        assert actor_label("admin@sur.test") == "admin@sur.test"

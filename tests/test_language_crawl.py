@@ -22,8 +22,10 @@ import openpyxl
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils import translation
 
 from catalog.models import Item
+from erp import actions
 from erp.models import Run
 from stores.models import Store
 from tests.erp.sync_helpers import connect, make_items, sync
@@ -248,7 +250,12 @@ def seed(store: Store, standin: Any, language: str) -> Run:
             erp_item(standin, "GHOST-9", "5.000", "5.00", descripcion=name_b),
         ]
     )
-    return sync(store)
+    run = sync(store)
+    # Verified in Spanish (the CLI, or a person in Spanish): its stored message is
+    # shown in each reader's language (erp/stored_text.py).
+    with translation.override("es-ar"):
+        assert actions.verify_connection(store).ok
+    return run
 
 
 def crawl(client: Client, store: Store, run: Run, language: str) -> dict[str, str]:
