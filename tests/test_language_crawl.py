@@ -294,6 +294,12 @@ def crawl(client: Client, store: Store, run: Run, language: str) -> dict[str, st
         reverse("catalog:item", args=[store.slug, item.pk]), {"stock": "", "wholesale_price": ""}
     )
     texts["item form errors"] = page_text(invalid.text)
+    wrong = client.post(
+        reverse("catalog:item", args=[store.slug, item.pk]),
+        {"stock": "-3", "wholesale_price": "12x50"},
+    )
+    assert wrong.status_code == 200
+    texts["item form wrong numbers"] = page_text(wrong.text)
     texts["downloads"] = " ".join(download_headers(client, store, run))
     return texts
 
