@@ -141,8 +141,14 @@ def update() -> Catalog:
     for message in extract():
         template.add(message.msgid, context=message.context, locations=[(message.where, 0)])
     catalog = read_catalog()
+    created = catalog.creation_date
     catalog.update(template, no_fuzzy_matching=True)
     catalog.obsolete.clear()
+    # Stable output, so parallel branches merge: locations in file order, and the
+    # header's date left alone (it would change on every run).
+    catalog.creation_date = created
+    for message in catalog:
+        message.locations = sorted(set(message.locations))
     PO_PATH.parent.mkdir(parents=True, exist_ok=True)
     with PO_PATH.open("wb") as handle:
         write_po(handle, catalog, width=100, omit_header=False, sort_output=False)
