@@ -147,8 +147,8 @@ def update() -> Catalog:
     # Stable output, so parallel branches merge: locations in file order, and the
     # header's date left alone (it would change on every run).
     catalog.creation_date = created
-    for message in catalog:
-        message.locations = sorted(set(message.locations))
+    for entry in catalog:
+        entry.locations = sorted(set(entry.locations))
     PO_PATH.parent.mkdir(parents=True, exist_ok=True)
     with PO_PATH.open("wb") as handle:
         write_po(handle, catalog, width=100, omit_header=False, sort_output=False)
