@@ -45,6 +45,9 @@ HEADER_ALIASES = {
     "nombre": "name",
     "precio mayorista": "wholesale_price",
     "actualizado": "updated_at",
+    # The headers of the English export (vxm/spreadsheets.py ENGLISH).
+    "wholesale price": "wholesale_price",
+    "updated": "updated_at",
 }
 
 MAX_FILE_BYTES = 50 * 1024 * 1024

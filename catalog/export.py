@@ -20,6 +20,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import IO
 
+from django.utils.translation import gettext_lazy as _
+
 from catalog.models import Item
 from stores.models import Store
 from vxm import spreadsheets
@@ -31,11 +33,11 @@ FORMATS = ("csv", "json", "xlsx")
 # The spreadsheet columns, in COLUMNS' order. Our CSV import reads these headers
 # too (csv_import.HEADER_ALIASES), so an admin can export, edit in Excel and import.
 SPREADSHEET_COLUMNS = (
-    Column("SKU", width=20, guard_formula=False),
-    Column("Nombre", width=45, guard_formula=False),
-    Column("Stock", "int", width=10),
-    Column("Precio mayorista", "money", width=18),
-    Column("Actualizado", "datetime", width=20),
+    Column(_("SKU"), width=20, guard_formula=False),
+    Column(_("Nombre"), width=45, guard_formula=False),
+    Column(_("Stock"), "int", width=10),
+    Column(_("Precio mayorista"), "money", width=18),
+    Column(_("Actualizado"), "datetime", width=20),
 )
 
 Row = tuple[str, str, int, Decimal, datetime]
@@ -109,7 +111,7 @@ def iter_excel_csv(store: Store, locale: ReportLocale) -> Iterator[str]:
 
 def write_xlsx(store: Store, target: IO[bytes] | str, locale: ReportLocale) -> None:
     spreadsheets.write_xlsx(
-        target, "Catálogo", SPREADSHEET_COLUMNS, iter_rows(store), store.tz, locale
+        target, str(_("Catálogo")), SPREADSHEET_COLUMNS, iter_rows(store), store.tz, locale
     )
 
 

@@ -6,6 +6,9 @@ from typing import Any
 
 from django import forms
 from django.core.files.uploadedfile import UploadedFile
+from django.utils.formats import number_format
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from catalog.csv_import import MAX_FILE_BYTES
 from catalog.quantities import QuantityError, parse_price, parse_stock
@@ -13,11 +16,11 @@ from catalog.quantities import QuantityError, parse_price, parse_stock
 
 class SearchForm(forms.Form):
     STOCK_CHOICES = [
-        ("", "Todo el stock"),
-        ("out", "Sin stock"),
-        ("low", "Stock bajo"),
+        ("", _("Todo el stock")),
+        ("out", _("Sin stock")),
+        ("low", _("Stock bajo")),
         # Not a stock level, but the same select: a short toolbar.
-        ("locked", "Bloqueados frente al ERP"),
+        ("locked", _("Bloqueados frente al ERP")),
     ]
     q = forms.CharField(required=False, max_length=200, label="Buscar")
     stock = forms.ChoiceField(required=False, choices=STOCK_CHOICES, label="Stock")
@@ -39,24 +42,24 @@ class ItemEditForm(forms.Form):
     """
 
     stock = forms.CharField(
-        label="Stock",
+        label=_("Stock"),
         max_length=30,
         error_messages={
-            "required": "Ingresá el stock.",
-            "max_length": "El stock es demasiado largo: ingresá unidades, por ejemplo 1500.",
+            "required": _("Ingresá el stock."),
+            "max_length": _("El stock es demasiado largo: ingresá unidades, por ejemplo 1500."),
         },
         widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "off"}),
-        help_text="Unidades enteras, 0 o más.",
+        help_text=_("Unidades enteras, 0 o más."),
     )
     wholesale_price = forms.CharField(
-        label="Precio mayorista",
+        label=_("Precio mayorista"),
         max_length=40,
         error_messages={
-            "required": "Ingresá el precio.",
-            "max_length": "El precio es demasiado largo: ingresalo como 18250,50.",
+            "required": _("Ingresá el precio."),
+            "max_length": _("El precio es demasiado largo: ingresalo como 18250,50."),
         },
         widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}),
-        help_text="Con coma o punto para los centavos, por ejemplo 18250,50.",
+        help_text=_("Con coma o punto para los centavos, por ejemplo 18250,50."),
     )
     seen_stock = forms.CharField(required=False, widget=forms.HiddenInput)
     seen_price = forms.CharField(required=False, widget=forms.HiddenInput)
@@ -94,19 +97,22 @@ def _same(parse: Any, seen: str | None, value: object) -> bool:
 
 class ImportForm(forms.Form):
     file = forms.FileField(
-        label="Archivo CSV",
+        label=_("Archivo CSV"),
         error_messages={
-            "required": "Elegí un archivo CSV.",
-            "empty": "El archivo está vacío.",
+            "required": _("Elegí un archivo CSV."),
+            "empty": _("El archivo está vacío."),
         },
     )
 
     def clean_file(self) -> UploadedFile:
         upload: UploadedFile = self.cleaned_data["file"]
         if upload.size is not None and upload.size > MAX_FILE_BYTES:
-            size_mb = f"{upload.size / (1024 * 1024):.1f}".replace(".", ",")
+            size_mb = number_format(round(upload.size / (1024 * 1024), 1), 1)
             raise forms.ValidationError(
-                f"El archivo pesa {size_mb} MB y el máximo es "
-                f"{MAX_FILE_BYTES // (1024 * 1024)} MB. Dividilo en partes y subilas de a una."
+                gettext(
+                    "El archivo pesa %(size)s MB y el máximo es %(max)s MB. "
+                    "Dividilo en partes y subilas de a una."
+                )
+                % {"size": size_mb, "max": MAX_FILE_BYTES // (1024 * 1024)}
             )
         return upload

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from stores.models import Store
 
@@ -155,20 +156,20 @@ class Item(models.Model):
     """A sellable item: a product, or one variant of it that has its own SKU."""
 
     store = models.ForeignKey(Store, on_delete=models.CASCADE, related_name="items")
-    sku = models.CharField("SKU", max_length=100)
+    sku = models.CharField(_("SKU"), max_length=100)
     # Derived from `sku` (and `name`), never edited: see DERIVED_FIELDS. sku_key is
     # what ERP codes and CSV rows are matched by and what the list is sorted by.
     sku_key = models.CharField(max_length=300, editable=False)
     # search_text(sku, name): searched with LIKE '%word%' (SearchIndex).
     search_text = models.TextField(editable=False, default="")
-    name = models.CharField("nombre", max_length=300)
-    stock = models.BigIntegerField("stock", default=0)
-    wholesale_price = models.DecimalField("precio mayorista", max_digits=14, decimal_places=2)
+    name = models.CharField(_("nombre"), max_length=300)
+    stock = models.BigIntegerField(_("stock"), default=0)
+    wholesale_price = models.DecimalField(_("precio mayorista"), max_digits=14, decimal_places=2)
     # Locked against the ERP: updates leave its stock and price alone (and list it
     # in their report). Only the ERP: CSV imports and manual edits still change it.
     # Read by each update page inside its transaction, with the rows it locks.
     # db_default: the bulk writers (catalog.writes) insert items in raw SQL.
-    erp_locked = models.BooleanField("bloqueado frente al ERP", default=False, db_default=False)
+    erp_locked = models.BooleanField(_("bloqueado frente al ERP"), default=False, db_default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -245,15 +246,15 @@ def ambiguous_groups(store: Store) -> list[list[Item]]:
 
 
 class ChangeSource(models.TextChoices):
-    MANUAL = "manual", "Edición manual"
-    CSV = "csv", "Importación CSV"
-    ERP = "erp", "NonSistemas"
+    MANUAL = "manual", _("Edición manual")
+    CSV = "csv", _("Importación CSV")
+    ERP = "erp", _("NonSistemas")
     # A lock or unlock against the ERP: a history row with no stock or price, saying
     # who and when (item page, `vxm catalog lock`).
-    LOCK = "lock", "Bloqueo frente a NonSistemas"
-    UNLOCK = "unlock", "Desbloqueo"
+    LOCK = "lock", _("Bloqueo frente a NonSistemas")
+    UNLOCK = "unlock", _("Desbloqueo")
     # An undo of an ERP update (issue #11): puts back what that run set.
-    UNDO = "undo", "Deshacer actualización"
+    UNDO = "undo", _("Deshacer actualización")
 
 
 class ItemChange(models.Model):
@@ -267,8 +268,8 @@ class ItemChange(models.Model):
     # and every index more is written with each of ten million rows.
     item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="changes", db_index=False)
     # Indexed for retention: the newest row older than the horizon (vxm/retention.py).
-    at = models.DateTimeField("cuándo", db_index=True)
-    source = models.CharField("origen", max_length=16, choices=ChangeSource.choices)
+    at = models.DateTimeField(_("cuándo"), db_index=True)
+    source = models.CharField(_("origen"), max_length=16, choices=ChangeSource.choices)
     # Who made it: a user for manual edits and imports from the panel, an ERP run for
     # updates; `actor` keeps a readable name even if the user is deleted.
     user = models.ForeignKey(
@@ -282,7 +283,7 @@ class ItemChange(models.Model):
         related_name="changes",
         db_index=False,
     )
-    actor = models.CharField("quién", max_length=200, blank=True)
+    actor = models.CharField(_("quién"), max_length=200, blank=True)
     old_stock = models.BigIntegerField(null=True, blank=True)
     new_stock = models.BigIntegerField(null=True, blank=True)
     old_price = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
@@ -351,10 +352,10 @@ def change_for(
 
 
 class ImportStatus(models.TextChoices):
-    QUEUED = "queued", "En cola"
-    RUNNING = "running", "Importando"
-    DONE = "done", "Terminada"
-    FAILED = "failed", "No se importó"
+    QUEUED = "queued", _("En cola")
+    RUNNING = "running", _("Importando")
+    DONE = "done", _("Terminada")
+    FAILED = "failed", _("No se importó")
 
 
 class CatalogImport(models.Model):

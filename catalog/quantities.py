@@ -17,6 +17,8 @@ import re
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Context, Decimal, InvalidOperation
 from typing import Final
 
+from django.utils.translation import gettext
+
 # Exclusive caps, shared with the ERP update. A price below MAX_PRICE fits the
 # DecimalField(max_digits=14, decimal_places=2); a stock below MAX_STOCK fits the
 # BigIntegerField many times over.
@@ -62,7 +64,8 @@ _BIGGEST_STOCK = "999.999.999.999"
 
 
 class QuantityError(ValueError):
-    """A stock or price that cannot be used; the message (Spanish) says what to do."""
+    """A stock or price that cannot be used; the message (in the active language)
+    says what to do."""
 
 
 # ----- shared conversions ------------------------------------------------------------
@@ -146,29 +149,42 @@ def parse_stock(text: str) -> int:
     value = _normalized(text)
     shown = _shown(value)
     if not value:
-        raise QuantityError("Falta el stock.")
+        raise QuantityError(gettext("Falta el stock."))
     if len(value) < 13 and _STOCK.fullmatch(value):
         return int(value)  # the usual case, below MAX_STOCK by its length alone
     if _STOCK.fullmatch(value) or _SPACED_STOCK.fullmatch(value):
         units = whole_units(Decimal(value.replace(" ", "")))
         if units is None:
             raise QuantityError(
-                f"El stock «{shown}» es demasiado grande: el máximo es {_BIGGEST_STOCK}."
+                gettext("El stock «%(shown)s» es demasiado grande: el máximo es %(max)s.")
+                % {"shown": shown, "max": _BIGGEST_STOCK}
             )
         return units
     if _NEGATIVE.fullmatch(value):
-        raise QuantityError(f"El stock no puede ser negativo («{shown}»): ingresá 0 o más.")
+        raise QuantityError(
+            gettext("El stock no puede ser negativo («%(shown)s»): ingresá 0 o más.")
+            % {"shown": shown}
+        )
     if _EXPONENT.fullmatch(value):
         raise QuantityError(
-            f"El stock «{shown}» está en notación científica (así muestra Excel los números "
-            "largos): escribí el número completo, por ejemplo 1500."
+            gettext(
+                "El stock «%(shown)s» está en notación científica (así muestra Excel los "
+                "números largos): escribí el número completo, por ejemplo 1500."
+            )
+            % {"shown": shown}
         )
     if re.fullmatch(r"[0-9., ]+", value):
         raise QuantityError(
-            f"El stock tiene que ser un número entero, sin decimales ni puntos de miles "
-            f"(«{shown}»; por ejemplo 1500)."
+            gettext(
+                "El stock tiene que ser un número entero, sin decimales ni puntos de miles "
+                "(«%(shown)s»; por ejemplo 1500)."
+            )
+            % {"shown": shown}
         )
-    raise QuantityError(f"El stock tiene que ser un número entero («{shown}»; por ejemplo 1500).")
+    raise QuantityError(
+        gettext("El stock tiene que ser un número entero («%(shown)s»; por ejemplo 1500).")
+        % {"shown": shown}
+    )
 
 
 def parse_price(text: str) -> Decimal:
@@ -182,10 +198,12 @@ def parse_price(text: str) -> Decimal:
     value = _normalized(text)
     shown = _shown(value)
     if not value:
-        raise QuantityError("Falta el precio.")
+        raise QuantityError(gettext("Falta el precio."))
     number = value.removeprefix("$").strip()
     if _NEGATIVE.fullmatch(number) or _NEGATIVE.fullmatch(value.replace("$", "").strip()):
-        raise QuantityError(f"El precio no puede ser negativo («{shown}»).")
+        raise QuantityError(
+            gettext("El precio no puede ser negativo («%(shown)s»).") % {"shown": shown}
+        )
     if match := _PLAIN_PRICE.fullmatch(number):
         integer, decimals = match["int"], match["dec"] or ""
     elif match := _GROUPED_PRICE.fullmatch(number):
@@ -195,32 +213,46 @@ def parse_price(text: str) -> Decimal:
         decimals = match["dec"] or match["dec2"] or match["dec3"] or ""
     elif _EXPONENT.fullmatch(number):
         raise QuantityError(
-            f"El precio «{shown}» está en notación científica (así muestra Excel los números "
-            "largos): escribí el número completo, por ejemplo 18250,50."
+            gettext(
+                "El precio «%(shown)s» está en notación científica (así muestra Excel los "
+                "números largos): escribí el número completo, por ejemplo 18250,50."
+            )
+            % {"shown": shown}
         )
     elif _NOT_A_NUMBER.fullmatch(number):
         raise QuantityError(
-            f"El precio «{shown}» no es un número: ingresá el precio, por ejemplo 18250,50."
+            gettext(
+                "El precio «%(shown)s» no es un número: ingresá el precio, por ejemplo 18250,50."
+            )
+            % {"shown": shown}
         )
     elif _LETTER.search(number):
         raise QuantityError(
-            f"El precio tiene letras («{shown}»): usá sólo números, "
-            "con coma o punto para los centavos."
+            gettext(
+                "El precio tiene letras («%(shown)s»): usá sólo números, "
+                "con coma o punto para los centavos."
+            )
+            % {"shown": shown}
         )
     else:
-        raise QuantityError(f"El precio «{shown}» no es un número válido (por ejemplo 18250,50).")
+        raise QuantityError(
+            gettext("El precio «%(shown)s» no es un número válido (por ejemplo 18250,50).")
+            % {"shown": shown}
+        )
     if len(decimals) > 2:
         hint = ""
         if len(decimals) == 3 and "." in number and len(integer) <= 12:
             # Most likely a thousands point: say how to write it instead of guessing.
-            hint = (
-                f" Si son {integer}{decimals} pesos, escribilo sin punto de miles "
-                f"({integer}{decimals} o {integer}{decimals},00)."
-            )
-        raise QuantityError(f"El precio tiene más de 2 decimales («{shown}»).{hint}")
+            hint = " " + gettext(
+                "Si son %(whole)s pesos, escribilo sin punto de miles (%(whole)s o %(whole)s,00)."
+            ) % {"whole": f"{integer}{decimals}"}
+        raise QuantityError(
+            gettext("El precio tiene más de 2 decimales («%(shown)s»).") % {"shown": shown} + hint
+        )
     price = to_cents(Decimal(f"{integer}.{decimals or '0'}"))
     if price is None:
         raise QuantityError(
-            f"El precio «{shown}» es demasiado grande: el máximo es {_BIGGEST_PRICE}."
+            gettext("El precio «%(shown)s» es demasiado grande: el máximo es %(max)s.")
+            % {"shown": shown, "max": _BIGGEST_PRICE}
         )
     return price

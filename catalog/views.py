@@ -19,6 +19,7 @@ from django.http import (
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
+from django.utils.translation import gettext
 from django.views.decorators.http import require_POST, require_safe
 
 from catalog import export
@@ -42,7 +43,7 @@ from catalog.models import (
     change_for,
     search_fold,
 )
-from catalog.templatetags.money import money
+from catalog.templatetags.money import money, thousands
 from erp.health import last_erp_change, last_erp_update
 from erp.models import Connection
 from stores.access import store_view
@@ -199,12 +200,16 @@ def item_list(request: HttpRequest, store: Store) -> HttpResponse:
 def _change_message(change: Any, currency: str) -> str:
     parts = []
     if change.stock_changed:
-        parts.append(f"stock {change.old_stock} → {change.new_stock}")
+        parts.append(
+            gettext("stock %(old)s → %(new)s")
+            % {"old": thousands(change.old_stock), "new": thousands(change.new_stock)}
+        )
     if change.price_changed:
         parts.append(
-            f"precio {money(change.old_price, currency)} → {money(change.new_price, currency)}"
+            gettext("precio %(old)s → %(new)s")
+            % {"old": money(change.old_price, currency), "new": money(change.new_price, currency)}
         )
-    return "Guardado: " + " y ".join(parts) + "."
+    return gettext("Guardado: %(what)s.") % {"what": gettext(" y ").join(parts)}
 
 
 def _erp_name(store: Store) -> str:
@@ -214,10 +219,10 @@ def _erp_name(store: Store) -> str:
 
 
 def _overwrite_warning(erp_name: str) -> str:
-    return (
-        f"Ojo: la próxima actualización desde {erp_name} que traiga este producto lo va a "
-        f"reemplazar; para que el cambio quede, hacelo también en {erp_name}."
-    )
+    return gettext(
+        "Ojo: la próxima actualización desde %(erp)s que traiga este producto lo va a "
+        "reemplazar; para que el cambio quede, hacelo también en %(erp)s."
+    ) % {"erp": erp_name}
 
 
 @store_view
@@ -248,7 +253,9 @@ def item_detail(request: HttpRequest, store: Store, pk: int) -> HttpResponse:
                         item.save(update_fields=["stock", "wholesale_price", "updated_at"])
                         change.save()
             if change is None:
-                messages.info(request, "No hubo cambios: el stock y el precio ya eran esos.")
+                messages.info(
+                    request, gettext("No hubo cambios: el stock y el precio ya eran esos.")
+                )
             else:
                 saved = _change_message(change, store.currency)
                 # A locked item keeps the edit: the page says so already.
@@ -306,27 +313,37 @@ def item_lock(request: HttpRequest, store: Store, pk: int) -> HttpResponse:
     item = get_object_or_404(Item.objects.only("id", "sku"), store=store, pk=pk)
     locked = request.POST.get("locked")
     if locked not in ("0", "1"):
-        messages.error(request, "No entendimos qué hacer: usá el botón de la página.")
+        messages.error(request, gettext("No entendimos qué hacer: usá el botón de la página."))
         return redirect("catalog:item", store_slug=store.slug, pk=item.pk)
-    erp_name = _erp_name(store) or "el ERP"
+    erp_name = _erp_name(store) or gettext("el ERP")
     changed = set_erp_lock(
         store, [item.pk], locked=locked == "1", actor=_actor(request), user=request.user
     )
     if locked == "1":
         messages.success(
             request,
-            f"Bloqueado: {erp_name} no cambia el stock ni el precio de «{item.sku}» hasta "
-            "que lo desbloquees."
-            if changed
-            else f"«{item.sku}» ya estaba bloqueado.",
+            (
+                gettext(
+                    "Bloqueado: %(erp)s no cambia el stock ni el precio de «%(sku)s» hasta "
+                    "que lo desbloquees."
+                )
+                if changed
+                else gettext("«%(sku)s» ya estaba bloqueado.")
+            )
+            % {"erp": erp_name, "sku": item.sku},
         )
     else:
         messages.success(
             request,
-            f"Desbloqueado: la próxima actualización completa le trae el stock y el precio "
-            f"de {erp_name}."
-            if changed
-            else f"«{item.sku}» no estaba bloqueado.",
+            (
+                gettext(
+                    "Desbloqueado: la próxima actualización completa le trae el stock y el "
+                    "precio de %(erp)s."
+                )
+                if changed
+                else gettext("«%(sku)s» no estaba bloqueado.")
+            )
+            % {"erp": erp_name, "sku": item.sku},
         )
     return redirect("catalog:item", store_slug=store.slug, pk=item.pk)
 
@@ -395,7 +412,7 @@ def item_export(
     Spanish headers, which our import reads back) or json."""
     fmt = request.GET.get("format", "csv")
     if fmt not in export.FORMATS:
-        return HttpResponseBadRequest("Formato desconocido: usá csv, xlsx o json.")
+        return HttpResponseBadRequest(gettext("Formato desconocido: usá csv, xlsx o json."))
     stamp = timezone.localtime(timezone.now(), store.tz).strftime("%Y%m%d-%H%M")
     filename = f"catalogo-{store.slug}-{stamp}.{fmt}"
     locale = spreadsheets.report_locale()
@@ -405,7 +422,7 @@ def item_export(
             export.iter_rows(store),
             store.tz,
             locale,
-            "Catálogo",
+            gettext("Catálogo"),
             filename,
         )
     if fmt == "csv":

@@ -13,9 +13,10 @@ from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_lazy, gettext_noop, ngettext
 from django.views.decorators.debug import sensitive_variables
 
-from erp import registry
+from erp import registry, stored_text
 from erp.engine import active_run, request_update
 from erp.errors import ErpError, ErrorCode, printable
 from erp.forms import ca_summaries, origin_of
@@ -24,8 +25,9 @@ from stores.models import Store
 
 logger = logging.getLogger("erp.actions")
 
+# Stored as written (audit rows keep it); shown translated (erp/stored_text.actor_label).
 CLI_ACTOR = "Línea de comandos"
-ORIGIN_LABELS = {"cli": CLI_ACTOR, "schedule": "Programada"}
+ORIGIN_LABELS = {"cli": gettext_lazy("Línea de comandos"), "schedule": gettext_lazy("Programada")}
 
 # How often the panel's buttons may be pressed per store. Each Verify and each
 # update logs in to the ERP, and NonSistemas allows about 5 logins a minute per
@@ -47,21 +49,20 @@ class PanelLimitReached(Exception):
         limit, window = PANEL_LIMITS[action]
         seconds = max(1, math.ceil(wait.total_seconds()))
         if seconds < 60:
-            how_long = f"{seconds} segundo{'s' if seconds != 1 else ''}"
+            how_long = ngettext("%(n)s segundo", "%(n)s segundos", seconds) % {"n": seconds}
         else:
             minutes = math.ceil(seconds / 60)
-            how_long = f"{minutes} minuto{'s' if minutes != 1 else ''}"
+            how_long = ngettext("%(n)s minuto", "%(n)s minutos", minutes) % {"n": minutes}
         if action == AuditAction.VERIFIED:
-            message = (
-                f"Ya se verificó la conexión {limit} veces en el último minuto. Esperá un "
-                f"momento ({how_long}) y probá de nuevo: el ERP limita los ingresos por minuto."
-            )
+            message = gettext(
+                "Ya se verificó la conexión %(limit)s veces en el último minuto. Esperá un "
+                "momento (%(wait)s) y probá de nuevo: el ERP limita los ingresos por minuto."
+            ) % {"limit": limit, "wait": how_long}
         else:
-            message = (
-                f"Se pidieron {limit} actualizaciones en los últimos "
-                f"{int(window.total_seconds() // 60)} minutos. Esperá un rato ({how_long}) y "
-                "probá de nuevo."
-            )
+            message = gettext(
+                "Se pidieron %(limit)s actualizaciones en los últimos %(window)s minutos. "
+                "Esperá un rato (%(wait)s) y probá de nuevo."
+            ) % {"limit": limit, "window": int(window.total_seconds() // 60), "wait": how_long}
         super().__init__(message)
         self.message = message
 
@@ -88,8 +89,8 @@ def requested_by_label(run: Run) -> str:
     if run.requested_by is not None:
         return str(run.requested_by.email or run.requested_by.username)
     if run.origin == "panel":
-        return "Usuario eliminado"
-    return ORIGIN_LABELS.get(run.origin, run.origin)
+        return gettext("Usuario eliminado")
+    return str(ORIGIN_LABELS.get(run.origin, run.origin))
 
 
 def _claim_panel_slot(store: Store, action: str) -> None:
@@ -238,10 +239,30 @@ def _save_ca_certificate(
 @dataclass(frozen=True)
 class VerifyOutcome:
     ok: bool
-    message: str
+    message: str  # as stored: Spanish
     code: str = ""
     product: str = ""
     version: str = ""
+    # The message untranslated with its parameters (erp/stored_text.py); None for an
+    # ErpError's message, which is Spanish only for now.
+    packed: dict[str, Any] | None = None
+
+    @property
+    def shown(self) -> str:
+        """The message in the active language (the person's, or the CLI's)."""
+        return stored_text.render(self.packed, self.message)
+
+
+def _outcome(ok: bool, code: str, msgid: str, **params: Any) -> VerifyOutcome:
+    """An outcome whose message is ours: stored in Spanish, shown in any language."""
+    return VerifyOutcome(
+        ok=ok,
+        code=code,
+        message=msgid % params if params else msgid,
+        packed=stored_text.pack(msgid, **params),
+        product=params.get("product", ""),
+        version=params.get("version", ""),
+    )
 
 
 def verify_connection(store: Store, *, user: Any = None, panel: bool = False) -> VerifyOutcome:
@@ -255,11 +276,13 @@ def verify_connection(store: Store, *, user: Any = None, panel: bool = False) ->
     with transaction.atomic():
         connection = _lock_connection(store)
         if connection is None:
-            return VerifyOutcome(
-                ok=False,
-                code="not_connected",
-                message="Esta tienda todavía no tiene un ERP configurado: "
-                "guardá la configuración primero.",
+            return _outcome(
+                False,
+                "not_connected",
+                gettext_noop(
+                    "Esta tienda todavía no tiene un ERP configurado: "
+                    "guardá la configuración primero."
+                ),
             )
         if panel:
             _claim_panel_slot(store, AuditAction.VERIFIED)
@@ -275,20 +298,23 @@ def verify_connection(store: Store, *, user: Any = None, panel: bool = False) ->
     except Exception:
         # A bug of ours, not a diagnosis: logged with its traceback, shown generically.
         logger.exception("verify of store %s crashed", store.slug)
-        outcome = VerifyOutcome(
-            ok=False,
-            code=ErrorCode.INTERNAL,
-            message="La verificación falló por un error interno nuestro. Probá de nuevo en unos "
-            "minutos y, si se repite, escribinos.",
+        outcome = _outcome(
+            False,
+            ErrorCode.INTERNAL,
+            gettext_noop(
+                "La verificación falló por un error interno nuestro. Probá de nuevo en unos "
+                "minutos y, si se repite, escribinos."
+            ),
         )
     else:
-        outcome = VerifyOutcome(
-            ok=True,
+        outcome = _outcome(
+            True,
+            "",
+            gettext_noop("La conexión funciona: %(product)s %(version)s."),
             product=verification.product,
             version=verification.version,
-            message=f"La conexión funciona: {verification.product} {verification.version}.",
         )
-    connection.record_check(ok=outcome.ok, message=outcome.message)
+    connection.record_check(ok=outcome.ok, message=outcome.message, message_i18n=outcome.packed)
     detail = (
         f"Correcta: {outcome.product} {outcome.version}"
         if outcome.ok

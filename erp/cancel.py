@@ -95,7 +95,7 @@ def cancelled_by_label(run: Run) -> str:
         return str(run.cancel_requested_by.email or run.cancel_requested_by.username)
     if run.cancel_origin == "panel":
         return _("Usuario eliminado")
-    return ORIGIN_LABELS.get(run.cancel_origin, run.cancel_origin) or _("desconocido")
+    return str(ORIGIN_LABELS.get(run.cancel_origin, run.cancel_origin) or _("desconocido"))
 
 
 def _message(result: CancelResult, run: Run) -> str:

@@ -16,6 +16,8 @@ from django import forms
 from django.conf import settings
 from django.utils import timezone
 from django.utils.decorators import method_decorator
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_variables
 
 from erp import url_guard
@@ -23,8 +25,8 @@ from erp.errors import ErpError, ErrorCode
 from erp.models import Connection
 from erp.secrets import SecretUnreadable
 
-PASSWORD_REQUIRED = "Escribí la contraseña."
-PASSWORD_UNREADABLE = (
+PASSWORD_REQUIRED = _("Escribí la contraseña.")
+PASSWORD_UNREADABLE = _(
     "La contraseña guardada no se puede leer (cambió la clave de cifrado del servidor): "
     "escribila de nuevo."
 )
@@ -174,37 +176,39 @@ def ca_summaries(pem: str) -> list[CaSummary]:
 
 class ConnectionForm(forms.Form):
     url = forms.CharField(
-        label="URL",
+        label=_("URL"),
         max_length=500,
         widget=forms.URLInput(
             attrs={"placeholder": "https://miempresa.nonsistemas.com", "autocomplete": "url"}
         ),
-        help_text="La dirección de tu instancia, la misma con la que entrás desde el navegador.",
+        help_text=_("La dirección de tu instancia, la misma con la que entrás desde el navegador."),
     )
     username = forms.CharField(
-        label="Usuario",
+        label=_("Usuario"),
         max_length=200,
         widget=forms.TextInput(attrs={"autocomplete": "off"}),
     )
     # render_value=False: the stored password is never sent back to the browser,
     # not even after a validation error on another field.
     password = forms.CharField(
-        label="Contraseña",
+        label=_("Contraseña"),
         max_length=200,
         required=False,
         strip=False,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
     )
     ca_cert = forms.FileField(
-        label="Certificado de la CA (opcional)",
+        label=_("Certificado de la CA (opcional)"),
         required=False,
         widget=forms.FileInput(attrs={"accept": ".pem,.crt,.cer"}),
-        help_text="Solo si tu ERP usa un certificado emitido por una autoridad (CA) propia de "
-        "la empresa: subí el certificado de esa CA (.pem, .crt o .cer). Se confía en ella "
-        "además de las autoridades públicas; la verificación del certificado nunca se apaga.",
+        help_text=_(
+            "Solo si tu ERP usa un certificado emitido por una autoridad (CA) propia de "
+            "la empresa: subí el certificado de esa CA (.pem, .crt o .cer). Se confía en ella "
+            "además de las autoridades públicas; la verificación del certificado nunca se apaga."
+        ),
     )
     remove_ca_cert = forms.BooleanField(
-        label="Quitar el certificado de CA guardado",
+        label=_("Quitar el certificado de CA guardado"),
         required=False,
     )
 
@@ -223,12 +227,12 @@ class ConnectionForm(forms.Form):
         if not self.stored_ca_pem:
             del self.fields["remove_ca_cert"]
         if self.connection is not None:
-            self.fields["password"].help_text = (
+            self.fields["password"].help_text = gettext(
                 "Dejala en blanco para conservar la guardada. Si cambiás el servidor de la URL "
                 "hay que escribirla de nuevo."
             )
         else:
-            self.fields["password"].help_text = "Obligatoria la primera vez."
+            self.fields["password"].help_text = gettext("Obligatoria la primera vez.")
 
     def clean_url(self) -> str:
         url = self.cleaned_data["url"].strip()
@@ -264,7 +268,8 @@ class ConnectionForm(forms.Form):
         data = upload.read(MAX_CA_BYTES + 1)
         if len(data) > MAX_CA_BYTES:
             raise forms.ValidationError(
-                f"El archivo pesa más de {MAX_CA_BYTES // 1024} KB: no es un certificado de CA.",
+                gettext("El archivo pesa más de %(kb)s KB: no es un certificado de CA.")
+                % {"kb": MAX_CA_BYTES // 1024},
                 code="too_large",
             )
         return parse_ca_certificate(data)
@@ -279,7 +284,10 @@ class ConnectionForm(forms.Form):
             self.add_error(
                 "remove_ca_cert",
                 forms.ValidationError(
-                    "Subiste un certificado y marcaste quitar el guardado: elegí una de las dos.",
+                    gettext(
+                        "Subiste un certificado y marcaste quitar el guardado: "
+                        "elegí una de las dos."
+                    ),
                     code="ca_conflict",
                 ),
             )
@@ -293,9 +301,11 @@ class ConnectionForm(forms.Form):
             self.add_error(
                 "password",
                 forms.ValidationError(
-                    "Cambiaste el servidor de la URL (antes: %(old)s): escribí la contraseña "
-                    "de nuevo. La contraseña guardada solo se envía al servidor para el que "
-                    "la escribiste.",
+                    gettext(
+                        "Cambiaste el servidor de la URL (antes: %(old)s): escribí la contraseña "
+                        "de nuevo. La contraseña guardada solo se envía al servidor para el que "
+                        "la escribiste."
+                    ),
                     code="host_changed",
                     params={"old": server_label(self.connection.url)},
                 ),
@@ -307,9 +317,11 @@ class ConnectionForm(forms.Form):
             self.add_error(
                 "password",
                 forms.ValidationError(
-                    "Subiste un certificado de CA nuevo: escribí la contraseña de nuevo. La "
-                    "contraseña guardada solo se envía a servidores verificados como cuando "
-                    "la escribiste.",
+                    gettext(
+                        "Subiste un certificado de CA nuevo: escribí la contraseña de nuevo. La "
+                        "contraseña guardada solo se envía a servidores verificados como cuando "
+                        "la escribiste."
+                    ),
                     code="ca_changed",
                 ),
             )
@@ -354,8 +366,10 @@ def stored_password_readable(connection: Connection) -> bool:
 
 class UpdateForm(forms.Form):
     full = forms.BooleanField(
-        label="Actualización completa",
+        label=_("Actualización completa"),
         required=False,
-        help_text="Trae todos los ítems, no solo los que cambiaron desde la última "
-        "actualización. Tarda más; usala si algo quedó distinto.",
+        help_text=_(
+            "Trae todos los ítems, no solo los que cambiaron desde la última "
+            "actualización. Tarda más; usala si algo quedó distinto."
+        ),
     )

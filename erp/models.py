@@ -7,12 +7,14 @@ cannot both start one.
 """
 
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_variables
 
 from erp import secrets
@@ -27,21 +29,21 @@ STALE_AFTER = timedelta(seconds=45)
 
 
 class ErpKind(models.TextChoices):
-    NONSISTEMAS = "nonsistemas", "NonSistemas"
+    NONSISTEMAS = "nonsistemas", _("NonSistemas")
 
 
 class Connection(models.Model):
     """A store's connection to its ERP (one per store)."""
 
     store = models.OneToOneField(Store, on_delete=models.CASCADE, related_name="erp_connection")
-    kind = models.CharField("ERP", max_length=32, choices=ErpKind.choices)
-    url = models.CharField("URL", max_length=500)
-    username = models.CharField("usuario", max_length=200)
+    kind = models.CharField(_("ERP"), max_length=32, choices=ErpKind.choices)
+    url = models.CharField(_("URL"), max_length=500)
+    username = models.CharField(_("usuario"), max_length=200)
     password_encrypted = models.TextField(editable=False)
     # The store's private certificate authority (PEM), trusted in addition to the
     # public roots for this connection only; empty for an ERP with a public
     # certificate. Verification is on either way (erp/url_guard.py).
-    ca_cert_pem = models.TextField("certificado de la CA", blank=True, default="")
+    ca_cert_pem = models.TextField(_("certificado de la CA"), blank=True, default="")
     # The `desde` of the next incremental update, in the ERP's own clock. Only a
     # successful run moves it (docs/sync-correctness.md says how it is chosen).
     watermark = models.DateTimeField(null=True, blank=True, editable=False)
@@ -55,6 +57,8 @@ class Connection(models.Model):
     last_check_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_check_ok = models.BooleanField(null=True, blank=True, editable=False)
     last_check_message = models.TextField(blank=True, default="", editable=False)
+    # The message untranslated, for readers of another language (erp/stored_text.py).
+    last_check_message_i18n = models.JSONField(null=True, blank=True, editable=False)
     # Bumped whenever the server changes (ERP or URL). A run records the one it
     # read, and its outcome moves the watermark only if it still holds: a run of the
     # old server ending after the change must not hand its watermark to the new one.
@@ -71,7 +75,9 @@ class Connection(models.Model):
         self.last_check_ok = None
         self.last_check_message = ""
 
-    def record_check(self, *, ok: bool, message: str) -> None:
+    def record_check(
+        self, *, ok: bool, message: str, message_i18n: dict[str, Any] | None = None
+    ) -> None:
         """Record a verification's outcome, unless the settings it tried changed
         meanwhile: a verification of the old server must not vouch for the new."""
         at = timezone.now()
@@ -82,8 +88,14 @@ class Connection(models.Model):
             username=self.username,
             password_encrypted=self.password_encrypted,
             ca_cert_pem=self.ca_cert_pem,
-        ).update(last_check_at=at, last_check_ok=ok, last_check_message=message)
+        ).update(
+            last_check_at=at,
+            last_check_ok=ok,
+            last_check_message=message,
+            last_check_message_i18n=message_i18n,
+        )
         self.last_check_at, self.last_check_ok, self.last_check_message = at, ok, message
+        self.last_check_message_i18n = message_i18n
 
     # Sensitive so that a failure while encrypting never puts the password in
     # Django's error report (see erp/secrets.py).
@@ -97,17 +109,17 @@ class Connection(models.Model):
 
 
 class RunStatus(models.TextChoices):
-    QUEUED = "queued", "En cola"
-    RUNNING = "running", "En curso"
-    SUCCEEDED = "succeeded", "Completada"
-    WARNINGS = "warnings", "Completada con avisos"
-    FAILED = "failed", "Falló"
+    QUEUED = "queued", _("En cola")
+    RUNNING = "running", _("En curso")
+    SUCCEEDED = "succeeded", _("Completada")
+    WARNINGS = "warnings", _("Completada con avisos")
+    FAILED = "failed", _("Falló")
     # Issue #11: a guard rail tripped; nothing written, waiting for a person to
     # apply it (→ queued → running → succeeded) or discard it.
-    HELD = "held", "Retenida"
-    DISCARDED = "discarded", "Descartada"
+    HELD = "held", _("Retenida")
+    DISCARDED = "discarded", _("Descartada")
     # Issue #12: stopped at a page boundary because someone asked.
-    CANCELLED = "cancelled", "Cancelada"
+    CANCELLED = "cancelled", _("Cancelada")
 
 
 ACTIVE_STATUSES = [RunStatus.QUEUED, RunStatus.RUNNING]
@@ -119,19 +131,19 @@ FINISHED_STATUSES = [RunStatus.SUCCEEDED, RunStatus.WARNINGS, RunStatus.FAILED]
 class RunMode(models.TextChoices):
     """What a run does with what it reads (issue #11)."""
 
-    UPDATE = "update", "Actualización"
+    UPDATE = "update", _("Actualización")
     # Reads the ERP like an update and writes nothing to the catalog.
-    PREVIEW = "preview", "Vista previa"
+    PREVIEW = "preview", _("Vista previa")
     # Puts back what another run (`Run.undoes`) changed.
-    UNDO = "undo", "Deshacer"
+    UNDO = "undo", _("Deshacer")
 
 
 class RunPhase(models.TextChoices):
     """What a running run is doing now (for progress)."""
 
-    NONE = "", "—"
-    PLANNING = "planning", "Leyendo el ERP"
-    APPLYING = "applying", "Aplicando cambios"
+    NONE = "", _("—")
+    PLANNING = "planning", _("Leyendo el ERP")
+    APPLYING = "applying", _("Aplicando cambios")
 
 
 class Run(models.Model):
@@ -140,7 +152,7 @@ class Run(models.Model):
     store = models.ForeignKey(Store, on_delete=models.CASCADE, related_name="erp_runs")
     kind = models.CharField(max_length=32, choices=ErpKind.choices)
     status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
-    full = models.BooleanField("actualización completa", default=False)
+    full = models.BooleanField(_("actualización completa"), default=False)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -204,6 +216,9 @@ class Run(models.Model):
 
     error_code = models.CharField(max_length=64, blank=True)
     error_message = models.TextField(blank=True)
+    error_message_i18n = models.JSONField(
+        null=True, blank=True, editable=False
+    )  # erp/stored_text.py
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -267,13 +282,13 @@ class Run(models.Model):
 
 
 class IssueKind(models.TextChoices):
-    UNMATCHED = "unmatched", "Código sin producto en la tienda"
-    AMBIGUOUS = "ambiguous", "SKU ambiguo"
-    INVALID = "invalid", "Ítem inválido"
-    PRICE_REJECTED = "price_rejected", "Precio no aplicado"
-    DISCONTINUED = "discontinued", "Discontinuado en el ERP"
-    LOCKED = "locked", "Bloqueado en la tienda"
-    CHANGED_MEANWHILE = "changed_meanwhile", "Cambiado en la tienda mientras tanto"
+    UNMATCHED = "unmatched", _("Código sin producto en la tienda")
+    AMBIGUOUS = "ambiguous", _("SKU ambiguo")
+    INVALID = "invalid", _("Ítem inválido")
+    PRICE_REJECTED = "price_rejected", _("Precio no aplicado")
+    DISCONTINUED = "discontinued", _("Discontinuado en el ERP")
+    LOCKED = "locked", _("Bloqueado en la tienda")
+    CHANGED_MEANWHILE = "changed_meanwhile", _("Cambiado en la tienda mientras tanto")
 
 
 class RunIssue(models.Model):
@@ -283,9 +298,10 @@ class RunIssue(models.Model):
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="issues", db_index=False)
     # The kind's value is also the name of the run's counter of it.
     kind = models.CharField(max_length=32, choices=IssueKind.choices)
-    code = models.CharField("código ERP", max_length=200, blank=True)
+    code = models.CharField(_("código ERP"), max_length=200, blank=True)
     sku = models.CharField(max_length=100, blank=True)
-    reason = models.CharField("motivo", max_length=300)
+    reason = models.CharField(_("motivo"), max_length=300)
+    reason_i18n = models.JSONField(null=True, blank=True, editable=False)  # erp/stored_text.py
 
     class Meta:
         ordering = ["id"]
@@ -302,17 +318,17 @@ class RunIssue(models.Model):
 
 
 class AuditAction(models.TextChoices):
-    CONFIGURED = "configured", "Cambió la configuración"
-    VERIFIED = "verified", "Verificó la conexión"
-    UPDATE_REQUESTED = "update_requested", "Pidió una actualización"
-    DISCONNECTED = "disconnected", "Desconectó el ERP"
-    PREVIEW_REQUESTED = "preview_requested", "Pidió una vista previa"
-    RUN_APPLIED = "run_applied", "Aplicó una actualización retenida"
-    RUN_DISCARDED = "run_discarded", "Descartó una actualización retenida"
-    UNDO_REQUESTED = "undo_requested", "Deshizo una actualización"
-    CANCEL_REQUESTED = "cancel_requested", "Canceló una actualización"
-    SCHEDULE_CHANGED = "schedule_changed", "Cambió las actualizaciones automáticas"
-    GUARDS_CHANGED = "guards_changed", "Cambió los controles de seguridad"
+    CONFIGURED = "configured", _("Cambió la configuración")
+    VERIFIED = "verified", _("Verificó la conexión")
+    UPDATE_REQUESTED = "update_requested", _("Pidió una actualización")
+    DISCONNECTED = "disconnected", _("Desconectó el ERP")
+    PREVIEW_REQUESTED = "preview_requested", _("Pidió una vista previa")
+    RUN_APPLIED = "run_applied", _("Aplicó una actualización retenida")
+    RUN_DISCARDED = "run_discarded", _("Descartó una actualización retenida")
+    UNDO_REQUESTED = "undo_requested", _("Deshizo una actualización")
+    CANCEL_REQUESTED = "cancel_requested", _("Canceló una actualización")
+    SCHEDULE_CHANGED = "schedule_changed", _("Cambió las actualizaciones automáticas")
+    GUARDS_CHANGED = "guards_changed", _("Cambió los controles de seguridad")
 
 
 class AuditEvent(models.Model):
@@ -326,6 +342,7 @@ class AuditEvent(models.Model):
     actor = models.CharField(max_length=200, blank=True)
     action = models.CharField(max_length=32, choices=AuditAction.choices)
     detail = models.CharField(max_length=500, blank=True)
+    detail_i18n = models.JSONField(null=True, blank=True, editable=False)  # erp/stored_text.py
 
     class Meta:
         ordering = ["-at", "-id"]

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from django.conf import settings
+from django.utils.functional import Promise
 from django.views.decorators.debug import sensitive_variables
 
 from erp import url_guard
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 class Provider:
     kind: str
     name: str
-    summary: str
+    summary: "str | Promise"  # gettext_lazy: shown in the reader's language
     # Builds the source from a base URL, credentials and the store's private CA
     # (PEM, or None for public roots only).
     make_source: Callable[..., ErpSource]

@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from datetime import datetime, tzinfo
 from typing import Any
 
+from django.utils.translation import gettext_lazy as _
+
 from catalog.models import ItemChange
 from erp import run_rows
 from erp.actions import requested_by_label
@@ -19,20 +21,20 @@ from erp.run_rows import of_run
 from vxm.spreadsheets import Column
 
 CHANGES_COLUMNS = (
-    Column("SKU", width=18),
-    Column("Nombre", width=40),
-    Column("Stock anterior", "int", width=15),
-    Column("Stock nuevo", "int", width=13),
-    Column("Precio anterior", "money", width=16),
-    Column("Precio nuevo", "money", width=14),
-    Column("Fecha", "datetime", width=20),
+    Column(_("SKU"), width=18),
+    Column(_("Nombre"), width=40),
+    Column(_("Stock anterior"), "int", width=15),
+    Column(_("Stock nuevo"), "int", width=13),
+    Column(_("Precio anterior"), "money", width=16),
+    Column(_("Precio nuevo"), "money", width=14),
+    Column(_("Fecha"), "datetime", width=20),
 )
 # The kind as the run page words it, so whoever opens the file reads it in Spanish.
 ISSUES_COLUMNS = (
-    Column("Tipo", width=30),
-    Column("Código ERP", width=18),
-    Column("SKU", width=18),
-    Column("Motivo", width=60),
+    Column(_("Tipo"), width=30),
+    Column(_("Código ERP"), width=18),
+    Column(_("SKU"), width=18),
+    Column(_("Motivo"), width=60),
 )
 CHUNK = 2000
 

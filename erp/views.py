@@ -19,12 +19,13 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.translation import gettext, gettext_lazy
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from catalog.models import ItemChange
-from erp import actions, health, registry, reports, run_rows
+from erp import actions, health, registry, reports, run_rows, stored_text
 from erp.engine import NotConnected, UpdateAlreadyRunning, expire_stale_runs
 from erp.forms import ConnectionForm, UpdateForm, ca_summaries
 from erp.models import (
@@ -88,7 +89,7 @@ class ConnectionState:
     last_run: Run | None = None  # the last finished update, whatever it said
 
 
-CHECK_AGAIN = "Cuando lo corrijas, probá de nuevo con «Verificar conexión»."
+CHECK_AGAIN = gettext_lazy("Cuando lo corrijas, probá de nuevo con «Verificar conexión».")
 
 
 def connection_state(store: Store, connection: Connection) -> ConnectionState:
@@ -100,16 +101,20 @@ def connection_state(store: Store, connection: Connection) -> ConnectionState:
     except SecretUnreadable:
         return ConnectionState(
             "attention",
-            "Necesita atención",
-            "La contraseña guardada no se puede leer (cambió la clave de cifrado del "
-            "servidor). Volvé a escribirla en la configuración.",
+            gettext("Necesita atención"),
+            gettext(
+                "La contraseña guardada no se puede leer (cambió la clave de cifrado del "
+                "servidor). Volvé a escribirla en la configuración."
+            ),
         )
     except ImproperlyConfigured:
         return ConnectionState(
             "attention",
-            "Necesita atención",
-            "El servidor no tiene configurada la clave de cifrado de contraseñas: avisale "
-            "al equipo técnico de VentasxMayor.",
+            gettext("Necesita atención"),
+            gettext(
+                "El servidor no tiene configurada la clave de cifrado de contraseñas: avisale "
+                "al equipo técnico de VentasxMayor."
+            ),
         )
     last = (
         Run.objects.filter(store=store, status__in=FINISHED_STATUSES)
@@ -124,20 +129,22 @@ def connection_state(store: Store, connection: Connection) -> ConnectionState:
         if last.status == RunStatus.FAILED:
             return ConnectionState(
                 "attention",
-                "Necesita atención",
-                last.error_message,
-                CHECK_AGAIN,
+                gettext("Necesita atención"),
+                stored_text.run_error(last),
+                str(CHECK_AGAIN),
                 ran_at,
                 "run",
                 last,
             )
-        return ConnectionState("ok", "Conectado", checked_at=ran_at, source="run", last_run=last)
+        return ConnectionState(
+            "ok", gettext("Conectado"), checked_at=ran_at, source="run", last_run=last
+        )
     if checked is None or connection.last_check_ok is None:
         return ConnectionState(
             "unknown",
-            "Sin verificar",
-            "Esta configuración todavía no se probó.",
-            "Probala con «Verificar conexión»: no cambia nada de la tienda.",
+            gettext("Sin verificar"),
+            gettext("Esta configuración todavía no se probó."),
+            gettext("Probala con «Verificar conexión»: no cambia nada de la tienda."),
             checked,
             "saved" if checked else "",
             last,
@@ -145,17 +152,17 @@ def connection_state(store: Store, connection: Connection) -> ConnectionState:
     if not connection.last_check_ok:
         return ConnectionState(
             "attention",
-            "Verificación fallida",
-            connection.last_check_message,
-            CHECK_AGAIN,
+            gettext("Verificación fallida"),
+            stored_text.check_message(connection),
+            str(CHECK_AGAIN),
             checked,
             "verification",
             last,
         )
     return ConnectionState(
         "ok",
-        "Conectado",
-        connection.last_check_message,
+        gettext("Conectado"),
+        stored_text.check_message(connection),
         checked_at=checked,
         source="verification",
         last_run=last,
@@ -267,7 +274,7 @@ def status(request: HttpRequest, store: Store) -> HttpResponse:
 def connection_settings(request: HttpRequest, store: Store, kind: str) -> HttpResponse:
     provider = registry.providers().get(kind)
     if provider is None:
-        raise Http404("No existe ese ERP.")
+        raise Http404(gettext("No existe ese ERP."))
     connection = Connection.objects.filter(store=store).first()
     if request.method == "POST":
         form = ConnectionForm(request.POST, request.FILES, kind=kind, connection=connection)
@@ -279,7 +286,7 @@ def connection_settings(request: HttpRequest, store: Store, kind: str) -> HttpRe
             else:
                 messages.success(
                     request,
-                    "Configuración guardada. Probala con «Verificar conexión».",
+                    gettext("Configuración guardada. Probala con «Verificar conexión»."),
                 )
                 return redirect(_integrations_url(store))
     else:
@@ -311,9 +318,11 @@ def verify(request: HttpRequest, store: Store) -> HttpResponse:
         messages.warning(request, e.message)
         return redirect(_integrations_url(store))
     if outcome.ok:
-        messages.success(request, outcome.message)
+        messages.success(request, outcome.shown)
     else:
-        messages.error(request, f"La verificación falló. {outcome.message}")
+        messages.error(
+            request, gettext("La verificación falló. %(message)s") % {"message": outcome.shown}
+        )
     return redirect(_integrations_url(store))
 
 
@@ -330,19 +339,31 @@ def update(request: HttpRequest, store: Store) -> HttpResponse:
         messages.warning(
             request,
             format_html(
-                'Ya hay una actualización en curso (<a href="{}">#{}</a>): no se empezó otra. '
-                "Cuando termine podés pedir una nueva.",
+                gettext(
+                    'Ya hay una actualización en curso (<a href="{}">#{}</a>): no se empezó otra. '
+                    "Cuando termine podés pedir una nueva."
+                ),
                 reverse("erp:run", args=[store.slug, e.run.pk]),
                 e.run.pk,
             ),
         )
     except NotConnected:
-        messages.error(request, "Primero configurá el ERP de la tienda.")
+        messages.error(request, gettext("Primero configurá el ERP de la tienda."))
     else:
         messages.success(
             request,
-            f"Actualización #{run.pk} pedida{' (completa)' if full else ''}. Corre en segundo "
-            "plano: podés salir de esta página.",
+            (
+                gettext(
+                    "Actualización #%(pk)s pedida (completa). Corre en segundo plano: "
+                    "podés salir de esta página."
+                )
+                if full
+                else gettext(
+                    "Actualización #%(pk)s pedida. Corre en segundo plano: "
+                    "podés salir de esta página."
+                )
+            )
+            % {"pk": run.pk},
         )
     return redirect(_integrations_url(store))
 
@@ -497,7 +518,7 @@ def run_changes_report(
     name = f"actualizacion-{run.pk}-cambios.{fmt}"
     if fmt == "xlsx":
         return spreadsheets.xlsx_response(
-            reports.CHANGES_COLUMNS, rows, store.tz, locale, "Cambios", name
+            reports.CHANGES_COLUMNS, rows, store.tz, locale, gettext("Cambios"), name
         )
     return spreadsheets.csv_response(reports.CHANGES_COLUMNS, rows, store.tz, locale, name)
 
@@ -518,7 +539,7 @@ def run_issues_report(
     name = f"actualizacion-{run.pk}-no-aplicados{suffix}.{fmt}"
     if fmt == "xlsx":
         return spreadsheets.xlsx_response(
-            reports.ISSUES_COLUMNS, rows, store.tz, locale, "No aplicados", name
+            reports.ISSUES_COLUMNS, rows, store.tz, locale, gettext("No aplicados"), name
         )
     return spreadsheets.csv_response(reports.ISSUES_COLUMNS, rows, store.tz, locale, name)
 

@@ -5,11 +5,12 @@ import zoneinfo
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class Currency(models.TextChoices):
-    ARS = "ARS", "Peso argentino (ARS)"
-    USD = "USD", "Dólar estadounidense (USD)"
+    ARS = "ARS", _("Peso argentino (ARS)")
+    USD = "USD", _("Dólar estadounidense (USD)")
 
 
 def validate_time_zone(value: str) -> None:
@@ -20,7 +21,7 @@ def validate_time_zone(value: str) -> None:
 
 
 class Store(models.Model):
-    name = models.CharField("nombre", max_length=200)
+    name = models.CharField(_("nombre"), max_length=200)
     slug = models.SlugField(unique=True, max_length=60)
     currency = models.CharField(
         "moneda", max_length=3, choices=Currency.choices, default=Currency.ARS

@@ -36,7 +36,7 @@ def assert_product_page(response: Any, status: int) -> str:
     body = response.content.decode()
     for english in DJANGO_DEFAULTS:
         assert english not in body, english
-    assert '<html lang="es">' in body
+    assert '<html lang="es-ar">' in body
     assert STYLESHEET in body  # the product's look
     assert 'class="brand"' in body  # and its header
     return text(response)

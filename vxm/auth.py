@@ -45,6 +45,8 @@ from django.core.exceptions import ValidationError
 from django.db.models import Max, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
 
 from vxm.models import LoginAttempt
 
@@ -165,7 +167,9 @@ class LoginForm(AuthenticationForm):
     # Django's Spanish text speaks of a "nombre de usuario" under a field labelled Email.
     error_messages = {
         **AuthenticationForm.error_messages,
-        "invalid_login": "El email o la contraseña no son correctos. Revisalos y probá de nuevo.",
+        "invalid_login": _(
+            "El email o la contraseña no son correctos. Revisalos y probá de nuevo."
+        ),
     }
 
 
@@ -284,16 +288,21 @@ class RateLimitedLoginView(LoginView):
         minutes = max(1, math.ceil((retry_at - now).total_seconds() / 60))
         local = timezone.localtime(retry_at)
         where = {
-            "account": "con este usuario desde esta conexión",
-            "username": "con este usuario",
-            "address": "con distintos usuarios desde esta conexión",
+            "account": gettext("con este usuario desde esta conexión"),
+            "username": gettext("con este usuario"),
+            "address": gettext("con distintos usuarios desde esta conexión"),
         }[why]
-        message = (
-            f"Demasiados intentos fallidos de ingresar {where}. Por seguridad, probá de nuevo "
-            f"a las {local:%H:%M} (en {minutes} minuto{'s' if minutes != 1 else ''})."
-        )
+        message = ngettext(
+            "Demasiados intentos fallidos de ingresar %(where)s. Por seguridad, probá de nuevo "
+            "a las %(time)s (en %(minutes)s minuto).",
+            "Demasiados intentos fallidos de ingresar %(where)s. Por seguridad, probá de nuevo "
+            "a las %(time)s (en %(minutes)s minutos).",
+            minutes,
+        ) % {"where": where, "time": f"{local:%H:%M}", "minutes": minutes}
         if why != "account":
-            message += " Desde un navegador en el que ya ingresaste antes podés entrar ahora."
+            message += " " + gettext(
+                "Desde un navegador en el que ya ingresaste antes podés entrar ahora."
+            )
         # The username is not logged: people type passwords into it by mistake.
         logger.warning("login rate-limited by %s for %s", why, client_address(self.request))
         form = _RefusedForm(self.request, data=self.request.POST, message=message)

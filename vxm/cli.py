@@ -8,20 +8,30 @@ honours DATABASE_URL and the rest of the environment like the web server does.
 with what it does, then the few of Django's an operator needs, then the rest of
 Django's by app: Django's own list is alphabetical by app and buries the
 product's commands under some forty of its own.
+
+Messages follow VXM_LANGUAGE, else LANG: English when it names English
+("en_US.UTF-8"), Spanish (Argentina) otherwise, unset or "C" included
+(`cli_language`). Only messages: what scripts parse (`catalog export --format
+csv|json`, every `--json` key) is the same in both.
 """
 
 import os
 import sys
 import textwrap
+from collections.abc import Mapping
+
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 # The apps whose commands are the product's.
 PRODUCT_APPS = ("stores", "catalog", "erp", "vxm")
 # Django's (and its add-ons') commands an operator runs, in the README's words.
 OPERATIONS = {
-    "migrate": "Crea o actualiza las tablas de la base de datos (al instalar o actualizar).",
-    "db_worker": "Corre las tareas en segundo plano (actualizaciones, CSV grandes); siempre "
-    "encendido.",
-    "collectstatic": "Junta los archivos estáticos (CSS, JS) en STATIC_ROOT para servirlos.",
+    "migrate": _("Crea o actualiza las tablas de la base de datos (al instalar o actualizar)."),
+    "db_worker": _(
+        "Corre las tareas en segundo plano (actualizaciones, CSV grandes); siempre encendido."
+    ),
+    "collectstatic": _("Junta los archivos estáticos (CSS, JS) en STATIC_ROOT para servirlos."),
 }
 WIDTH = 100
 HELP_FLAGS = ("help", "--help", "-h")
@@ -45,10 +55,10 @@ def help_text() -> str:
     width = max(len(name) for name in [*ours, *operations]) + 2
 
     lines = [
-        "Uso: vxm <comando> [opciones]",
-        "«vxm help <comando>» muestra las opciones de un comando.",
+        gettext("Uso: vxm <comando> [opciones]"),
+        gettext("«vxm help <comando>» muestra las opciones de un comando."),
         "",
-        "Comandos de VentasxMayor:",
+        gettext("Comandos de VentasxMayor:"),
     ]
     indent = " " * (2 + width)
 
@@ -59,9 +69,9 @@ def help_text() -> str:
 
     for name in ours:
         lines.append(entry(name, _first_line(load_command_class(commands[name], name).help)))
-    lines += ["", "Comandos de Django para operar:"]
-    lines += [entry(name, OPERATIONS[name]) for name in operations]
-    lines += ["", "Otros comandos de Django, por aplicación:"]
+    lines += ["", gettext("Comandos de Django para operar:")]
+    lines += [entry(name, str(OPERATIONS[name])) for name in operations]
+    lines += ["", gettext("Otros comandos de Django, por aplicación:")]
     rest: dict[str, list[str]] = {}
     for name, app in commands.items():
         if name not in ours and name not in operations:
@@ -81,9 +91,24 @@ def help_text() -> str:
     return "\n".join(lines) + "\n"
 
 
+def cli_language(environ: Mapping[str, str]) -> str:
+    """The CLI's language: VXM_LANGUAGE, else LANG ("en_US.UTF-8" → "en"); Spanish
+    (Argentina) for anything else, unset, "C" and "POSIX" included."""
+    raw = environ.get("VXM_LANGUAGE") or environ.get("LANG") or ""
+    code = raw.split(".")[0].split("@")[0].replace("_", "-").lower()
+    return "en" if code == "en" or code.startswith("en-") else "es-ar"
+
+
 def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vxm.settings")
+    import django
     from django.core.management import execute_from_command_line
+    from django.utils import translation
+
+    # Translations load only once the apps are ready; Django's own setup later
+    # (execute_from_command_line) finds them ready and leaves the language alone.
+    django.setup()
+    translation.activate(cli_language(os.environ))
 
     args = list(sys.argv if argv is None else argv)
     args[0] = "vxm"

@@ -29,3 +29,15 @@ class LoginAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.username} from {self.address}"
+
+
+class UserPreference(models.Model):
+    """What a person chose for themselves, kept on their account so it follows
+    them to every browser: for now the language of the panel (vxm/language.py).
+    No row, or an empty language, means "not chosen": the browser's language."""
+
+    user = models.OneToOneField("auth.User", on_delete=models.CASCADE, related_name="preference")
+    language = models.CharField(max_length=10, blank=True, default="")
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: {self.language or '-'}"

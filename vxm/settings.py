@@ -58,6 +58,9 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # After authentication: a logged-in person's chosen language beats the
+    # cookie and Accept-Language that LocaleMiddleware went by (vxm/language.py).
+    "vxm.language.UserLanguageMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
@@ -140,8 +143,13 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
-LANGUAGE_CODE = "es"
-LANGUAGES = [("es", "Español")]  # English comes back once the product is translated.
+# Spanish (Argentina) is the default and the source language: the msgids in the
+# code are the Spanish text, and only English has a catalog (locale/en/, compiled
+# by scripts/bootstrap; docs/architecture.md, "Languages"). Names are written in
+# their own language, as a person looking for theirs reads them.
+LANGUAGE_CODE = "es-ar"
+LANGUAGES = [("es-ar", "Español"), ("en", "English")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "America/Argentina/Buenos_Aires"
 USE_I18N = True
 USE_TZ = True

@@ -5,8 +5,8 @@ Used by the run's changes and issues downloads (erp/reports.py) and the catalog
 export (catalog/export.py). Each report is a list of `Column`s plus an iterator of
 rows of Python values (str, int, Decimal, aware datetime, None); this module turns
 them into cells. How numbers, dates and the separator look is a `ReportLocale`:
-only Spanish (Argentina) exists today; English would be one more instance, chosen
-by `report_locale()` from the person's language.
+Spanish (Argentina) and English, chosen by `report_locale()` from the active
+language (the person's, or the CLI's: vxm/cli.py).
 """
 
 import csv
@@ -20,6 +20,8 @@ from typing import IO, Any, Literal
 
 import xlsxwriter
 from django.http import FileResponse, StreamingHttpResponse
+from django.utils import translation
+from django.utils.functional import Promise
 
 CellKind = Literal["text", "int", "money", "datetime"]
 
@@ -53,18 +55,30 @@ SPANISH = ReportLocale(
     csv_datetime="%d/%m/%Y %H:%M:%S",
     xlsx_datetime="dd/mm/yyyy hh:mm:ss",
 )
+# Comma and point, as Excel in English reads a CSV. ISO dates: Excel in any English
+# locale parses them as dates, where 04/12/2026 means April to some and December
+# to others. The BOM stays: without it Excel reads the names' accents as
+# Windows-1252.
+ENGLISH = ReportLocale(
+    language="en",
+    csv_delimiter=",",
+    decimal_separator=".",
+    csv_datetime="%Y-%m-%d %H:%M:%S",
+    xlsx_datetime="yyyy-mm-dd hh:mm:ss",
+)
 XLSX_MONEY = "#,##0.00"
 XLSX_INTEGER = "0"
 
 
 def report_locale() -> ReportLocale:
-    """The locale reports are written in. One today; the place to pick by language."""
-    return SPANISH
+    """The locale reports are written in: the active language's."""
+    return ENGLISH if (translation.get_language() or "").startswith("en") else SPANISH
 
 
 @dataclass(frozen=True)
 class Column:
-    header: str
+    # Usually gettext_lazy: a module-level column list is translated when written.
+    header: str | Promise
     kind: CellKind = "text"
     width: float = 14
     # Escape a leading formula character in the CSV (values that came from the ERP).
@@ -99,7 +113,7 @@ def iter_csv(
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter=locale.csv_delimiter, lineterminator="\r\n")
     buffer.write("\ufeff")
-    writer.writerow([c.header for c in columns])
+    writer.writerow([str(c.header) for c in columns])
     for count, row in enumerate(rows, 1):
         writer.writerow(
             [
@@ -140,7 +154,7 @@ def write_xlsx(
         }
         for index, column in enumerate(columns):
             sheet.set_column(index, index, column.width)
-            sheet.write_string(0, index, column.header, bold)
+            sheet.write_string(0, index, str(column.header), bold)
         sheet.freeze_panes(1, 0)
         for row_index, row in enumerate(rows, 1):
             for index, (value, column) in enumerate(zip(row, columns, strict=True)):

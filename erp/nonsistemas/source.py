@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_variables
 
 from erp.nonsistemas.client import NonSistemasClient
@@ -102,6 +103,6 @@ class NonSistemasSource:
 PROVIDER = Provider(
     kind="nonsistemas",
     name="NonSistemas",
-    summary="Stock y precios mayoristas desde tu NonSistemas, por SKU.",
+    summary=_("Stock y precios mayoristas desde tu NonSistemas, por SKU."),
     make_source=NonSistemasSource,
 )

@@ -241,8 +241,8 @@ class Command(BaseCommand):
         store = self._store(options["slug"])
         outcome = actions.verify_connection(store)
         if not outcome.ok:
-            raise CommandError(f"La verificación falló ({outcome.code}): {outcome.message}")
-        self.stdout.write(outcome.message)
+            raise CommandError(f"La verificación falló ({outcome.code}): {outcome.shown}")
+        self.stdout.write(outcome.shown)
 
     def sync(self, options: dict[str, Any]) -> None:
         store = self._store(options["slug"])
