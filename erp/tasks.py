@@ -2,13 +2,35 @@
 
 Tasks receive ids only; `execute_run` reloads the run and re-checks that the
 user who asked still administers the store.
+
+Two queues: a big run (a full update, or a store's first one, which reads the
+whole catalog too) goes to FULL_QUEUE, served by workers of its own, so that a
+300,000-item update never holds back the small incremental ones of other
+stores on the default queue (docs/deployment.md).
 """
 
-from django.tasks import task
+from django.tasks import DEFAULT_TASK_QUEUE_NAME, task
 
 from erp.engine import execute_run
+from erp.models import Connection, Run
+
+FULL_QUEUE = "full"
 
 
 @task()
 def run_update(run_id: int) -> None:
     execute_run(run_id)
+
+
+def queue_for(run: Run) -> str:
+    """The queue a run belongs on: FULL_QUEUE when it reads the whole catalog."""
+    if run.full:
+        return FULL_QUEUE
+    watermark = Connection.objects.filter(store_id=run.store_id).values_list("watermark", flat=True)
+    # No watermark: an incremental run of a store never updated reads everything.
+    return FULL_QUEUE if watermark.first() is None else DEFAULT_TASK_QUEUE_NAME
+
+
+def enqueue_run(run: Run) -> None:
+    """Enqueue a recorded run's task on its queue (call it once the run is committed)."""
+    run_update.using(queue_name=queue_for(run)).enqueue(run.pk)

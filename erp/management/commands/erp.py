@@ -29,6 +29,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from erp import actions, registry, reports, secrets, stopping
 from erp.engine import NotConnected, UpdateAlreadyRunning, execute_run, expire_stale_runs
@@ -126,6 +127,8 @@ class Command(BaseCommand):
         runs.add_argument("--json", action="store_true", help="una lista JSON")
         runs.add_argument("--limit", type=int, default=20, help="cuántas (20)")
 
+        self._add_worker_arguments(sub)
+
         sub.add_parser("generate-key", help="Imprime una clave nueva para VXM_ENCRYPTION_KEYS.")
         sub.add_parser(
             "reencrypt",
@@ -142,6 +145,8 @@ class Command(BaseCommand):
             self.sync(options)
         elif action == "runs":
             self.runs(options)
+        elif action == "worker":
+            self.worker(options)
         elif action == "generate-key":
             self.stdout.write(secrets.generate_key())
         elif action == "reencrypt":
@@ -383,3 +388,40 @@ class Command(BaseCommand):
                 + ", ".join(unreadable)
                 + ". Esas tiendas tienen que volver a escribirla en la configuración."
             )
+
+    # ---- worker: several tasks at once (erp/worker.py) ---------------------------------
+
+    @staticmethod
+    def _add_worker_arguments(sub: Any) -> None:
+        worker = sub.add_parser(
+            "worker",
+            help=_("Corre las tareas en segundo plano, varias a la vez (siempre encendido)."),
+            description=_(
+                "Como db_worker, pero con varios hilos: mientras una actualización espera "
+                "al ERP, otra avanza. SIGTERM o Ctrl-C detienen cada actualización al "
+                "terminar su página."
+            ),
+        )
+        worker.add_argument("--threads", type=int, default=4, help=_("tareas a la vez (4)"))
+        worker.add_argument(
+            "--queue-name",
+            default="default",
+            help=_("colas que atiende, separadas por comas: default, full (default)"),
+        )
+        worker.add_argument(
+            "--interval", type=float, default=1.0, help=_("segundos entre consultas sin tareas (1)")
+        )
+        worker.add_argument("--worker-id", default="", help=_("nombre de este proceso"))
+
+    def worker(self, options: dict[str, Any]) -> None:
+        from erp.worker import ThreadedWorker, keep_connections
+
+        if options["threads"] < 1:
+            raise CommandError(_("--threads tiene que ser 1 o más."))
+        keep_connections()
+        ThreadedWorker(
+            queue_names=[q.strip() for q in options["queue_name"].split(",") if q.strip()],
+            threads=options["threads"],
+            interval=options["interval"],
+            worker_id=options["worker_id"],
+        ).run()
