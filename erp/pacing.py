@@ -217,6 +217,9 @@ class HostPacer:
         self.waited = 0.0  # seconds spent waiting for a place or a slot
 
     def before_request(self) -> None:
+        # A request about to start is a page boundary (in a worker thread, the
+        # only place a stop signal is seen between pages of a long retry).
+        stopping.check()
         if self.capacity > 0:
             self._hold_place()
         if self.interval > 0:

@@ -287,7 +287,7 @@ class NonSistemasClient:
         sleep: Callable[[float], None] = time.sleep,
         max_response_bytes: int = 20_000_000,
         clock: Callable[[], float] = time.monotonic,
-        pacer: Pacer | None = None,
+        pacer: "Pacer | None" = None,
     ) -> None:
         """`transport` is how requests reach the ERP, and has no default on purpose:
         the product passes `erp.url_guard.guarded_transport(...)`, and anything else
