@@ -47,6 +47,12 @@ def recreate(url: str) -> None:
         admin.execute(f'CREATE DATABASE "{name}"')
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -187,6 +193,7 @@ def main() -> None:
             )
         )
     time.sleep(3)  # the workers' start (imports, first connection); not measured
+    cpu_before = sum(cpu_seconds(w.pid) for w in workers[: args.workers])
 
     big_run = None
     if big_store is not None:
@@ -215,6 +222,8 @@ def main() -> None:
         while Run.objects.filter(pk__in=runs, finished_at__isnull=True).exists():
             time.sleep(0.2)
         elapsed = time.monotonic() - load_start
+        # The small stores' workers only (the full-queue one is last, if any).
+        worker_cpu = sum(cpu_seconds(w.pid) for w in workers[: args.workers]) - cpu_before
     finally:
         for worker in workers:
             worker.send_signal(signal.SIGTERM)
@@ -241,6 +250,11 @@ def main() -> None:
         f"= {len(done) / span * 60:.0f} a minute (wall {elapsed:.1f} s)"
     )
     print(f"failures: {len(done) - len(ok)}")
+    print(
+        f"worker CPU: {worker_cpu:.1f} s in all, {worker_cpu / len(done) * 1000:.0f} ms a run "
+        f"(polling the queue included); at that cost one core does "
+        f"{60 * len(done) / worker_cpu:.0f} runs a minute"
+    )
     print(summary("queue wait", waits))
     print(summary("run time", times))
     if big_run is not None:
