@@ -268,7 +268,8 @@ def main() -> None:
             and (big.finished_at is None or r.created_at <= big.finished_at)
         ]
         print(
-            f"big full update ({args.big} items): {big.status}, {big.pages} pages; "
+            f"big full update ({args.big} items): {big.status} {big.error_code} (interrupted: "
+            f"still running when the small runs were done), {big.pages} pages; "
             f"{len(during)} small runs queued while it ran"
         )
         print(summary("small stores' queue wait during the big update", during))
