@@ -29,6 +29,10 @@ Considered: `pyrate-limiter` and `limits` (per-process or Redis buckets; no shar
 concurrency cap, and the product must run without Redis), `django-ratelimit`
 (limits incoming web requests, not outgoing ones). Two small UPDATEs fit better.
 
+Call it outside any transaction (the engine fetches pages between its page
+transactions): a claim inside one would keep the host's row locked until that
+transaction ends, and every other run against the host would wait that long.
+
 Waiting (for a place or a slot) is a page boundary: it honours the run's stop
 signals (`erp.stopping`), and the database writes are shielded so a signal never
 cuts one in half.
