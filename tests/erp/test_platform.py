@@ -300,3 +300,10 @@ def test_a_threaded_worker_runs_two_updates_at_once_and_sigterm_stops_both_at_a_
     [(history,)] = query("SELECT COUNT(*) FROM catalog_itemchange WHERE source = 'erp'")
     assert changed == history and 0 < changed < 60
     assert query("SELECT watermark FROM erp_connection") == [(None,), (None,)]
+
+
+def test_a_worker_started_on_a_misspelt_queue_refuses_to_start_and_names_the_queues():
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match="Cola desconocida: ful. Las colas son: default, full"):
+        call_command("erp", "worker", "--queue-name", "ful")

@@ -418,9 +418,22 @@ class Command(BaseCommand):
 
         if options["threads"] < 1:
             raise CommandError(_("--threads tiene que ser 1 o más."))
+        from django.tasks import default_task_backend
+
+        queues = [q.strip() for q in options["queue_name"].split(",") if q.strip()]
+        unknown = sorted(set(queues) - set(default_task_backend.queues))
+        if unknown or not queues:
+            # A misspelt queue would leave a worker waiting forever on nothing.
+            raise CommandError(
+                _("Cola desconocida: %(unknown)s. Las colas son: %(known)s.")
+                % {
+                    "unknown": ", ".join(unknown) or "—",
+                    "known": ", ".join(sorted(default_task_backend.queues)),
+                }
+            )
         keep_connections()
         ThreadedWorker(
-            queue_names=[q.strip() for q in options["queue_name"].split(",") if q.strip()],
+            queue_names=queues,
             threads=options["threads"],
             interval=options["interval"],
             worker_id=options["worker_id"],
