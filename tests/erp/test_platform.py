@@ -305,5 +305,5 @@ def test_a_threaded_worker_runs_two_updates_at_once_and_sigterm_stops_both_at_a_
 def test_a_worker_started_on_a_misspelt_queue_refuses_to_start_and_names_the_queues():
     from django.core.management import CommandError, call_command
 
-    with pytest.raises(CommandError, match="Cola desconocida: ful. Las colas son: default, full"):
+    with pytest.raises(CommandError, match=r"Cola desconocida: ful\. Las colas son: default, full"):
         call_command("erp", "worker", "--queue-name", "ful")
