@@ -218,10 +218,9 @@ def request_update(
                 detail=f"Actualización {'completa ' if full else ''}#{run.pk}",
             )
             if enqueue:
-                from erp.tasks import run_update
+                from erp.tasks import enqueue_run
 
-                run_id = run.pk
-                transaction.on_commit(lambda: run_update.enqueue(run_id))
+                transaction.on_commit(lambda: enqueue_run(run))
     except IntegrityError:
         existing = active_run(store)
         if existing is None:  # it finished in between; let the caller try again

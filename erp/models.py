@@ -395,3 +395,40 @@ class Schedule(models.Model):
     @property
     def is_paused(self) -> bool:
         return self.paused_at is not None
+
+
+class HostPace(models.Model):
+    """The shared request pacing of one ERP host (scheme://host:port), see erp/pacing.py.
+
+    `next_slot` is the earliest moment (seconds since the epoch, on the database's
+    clock, so that workers on several machines agree) at which the next request to
+    this host may start; each request claims its slot with one conditional UPDATE.
+    """
+
+    host = models.CharField(max_length=300, unique=True)
+    next_slot = models.FloatField(default=0.0)
+
+    def __str__(self) -> str:
+        return self.host
+
+
+class HostLease(models.Model):
+    """One of the N concurrent-run places of an ERP host (erp/pacing.py).
+
+    A holder keeps its place by renewing `expires_at` (database clock, seconds since
+    the epoch); a holder that died simply stops renewing, and its place is free
+    again once it expires.
+    """
+
+    host = models.CharField(max_length=300)
+    slot = models.PositiveSmallIntegerField()
+    holder = models.CharField(max_length=100, blank=True, default="")
+    expires_at = models.FloatField(default=0.0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["host", "slot"], name="erp_hostlease_host_slot")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.host} #{self.slot}"

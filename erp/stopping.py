@@ -40,23 +40,36 @@ class StopRequested(BaseException):
         self.signum = signum
 
 
-class _State:
-    requested: int | None = None  # the signal received, if any
+class _State(threading.local):
+    # Per thread: only the main thread's wait can be cut short by a signal (Python
+    # runs handlers there); a run in a worker thread of `vxm erp worker --threads`
+    # looks at `requested` at its page boundaries instead.
     interruptible = False  # waiting for the ERP, nothing half written
 
 
+class _Process:
+    requested: int | None = None  # the signal received, if any: one for all threads
+
+
 _state = _State()
+_process = _Process()
 
 
 def requested() -> int | None:
     """The signal that asked this process to end during the last run, if any."""
-    return _state.requested
+    return _process.requested
+
+
+def request_stop(signum: int) -> None:
+    """Ask every run of this process to stop at its next page boundary (the handler
+    of a threaded worker, whose runs do not run on the main thread)."""
+    _process.requested = signum
 
 
 def check() -> None:
     """At a page boundary: stop here if the process was asked to end."""
-    if _state.requested is not None:
-        raise StopRequested(_state.requested)
+    if _process.requested is not None:
+        raise StopRequested(_process.requested)
 
 
 @contextmanager
@@ -85,7 +98,7 @@ def shielded() -> Iterator[None]:
 
 def _handle(previous: Mapping[int, Any]) -> Any:
     def handle(signum: int, frame: FrameType | None) -> None:
-        _state.requested = signum
+        _process.requested = signum
         before = previous.get(signum)
         if callable(before) and before is not signal.default_int_handler:
             before(signum, frame)
@@ -100,11 +113,12 @@ def _handle(previous: Mapping[int, Any]) -> Any:
 def stop_on_signals() -> Iterator[None]:
     """Take SIGTERM and SIGINT for the duration of a run (main thread only:
     Python delivers signals there, and a run in another thread is not the
-    process's to stop)."""
-    _state.requested = None
+    process's to stop, nor is the signal it received to forget: in a threaded
+    worker the main thread's handler stops all runs, see `request_stop`)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    _process.requested = None
     previous: dict[int, Any] = {int(signum): signal.getsignal(signum) for signum in SIGNALS}
     handler = _handle(previous)
     for sig in SIGNALS:

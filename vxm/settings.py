@@ -132,7 +132,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 TASKS = {
     "default": {
         "BACKEND": os.environ.get("VXM_TASK_BACKEND", "django_tasks_db.DatabaseBackend"),
-        "QUEUES": ["default"],
+        # "full": big runs (erp/tasks.py), served by workers of their own.
+        "QUEUES": ["default", "full"],
     }
 }
 
@@ -215,6 +216,12 @@ VXM_NONSISTEMAS_PAGE_SIZE = int(os.environ.get("VXM_NONSISTEMAS_PAGE_SIZE", "100
 # The longest an update may take before it stops as failed (300,000 items at the
 # contract's 10 requests a second take about a minute).
 VXM_ERP_RUN_SECONDS = int(os.environ.get("VXM_ERP_RUN_SECONDS", "3600"))
+# Politeness per ERP host, shared by all workers (erp/pacing.py): requests a second
+# (the NonSistemas contract allows 10), runs at once, and how long a run's place
+# outlives its last sign of life. 0 turns the rate or the cap off.
+VXM_ERP_HOST_RATE = float(os.environ.get("VXM_ERP_HOST_RATE", "10"))
+VXM_ERP_HOST_CONCURRENCY = int(os.environ.get("VXM_ERP_HOST_CONCURRENCY", "4"))
+VXM_ERP_HOST_LEASE_SECONDS = float(os.environ.get("VXM_ERP_HOST_LEASE_SECONDS", "90"))
 
 # Emails to store admins (erp/notifications.py: automatic updates that fail, pause
 # or recover). With VXM_EMAIL_HOST set they go through that SMTP server; without

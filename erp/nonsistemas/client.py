@@ -26,7 +26,7 @@ from collections.abc import Callable, Generator, Iterator
 from datetime import datetime
 from decimal import Decimal
 from types import TracebackType
-from typing import Literal, Self
+from typing import TYPE_CHECKING, Literal, Self
 from urllib.parse import urlsplit
 
 import httpx
@@ -35,6 +35,9 @@ from erp.errors import ErpError, ErrorCode, printable
 from erp.sources import FeedStats
 
 from . import wire
+
+if TYPE_CHECKING:
+    from erp.pacing import Pacer
 
 logger = logging.getLogger("erp.nonsistemas")
 
@@ -284,6 +287,7 @@ class NonSistemasClient:
         sleep: Callable[[float], None] = time.sleep,
         max_response_bytes: int = 20_000_000,
         clock: Callable[[], float] = time.monotonic,
+        pacer: "Pacer | None" = None,
     ) -> None:
         """`transport` is how requests reach the ERP, and has no default on purpose:
         the product passes `erp.url_guard.guarded_transport(...)`, and anything else
@@ -291,7 +295,10 @@ class NonSistemasClient:
         would be an unguarded path to whatever address the URL names.
 
         `run_deadline` is an instant of `clock` (time.monotonic by default) after
-        which no request or wait starts. `clock` exists for tests, with `sleep`."""
+        which no request or wait starts. `clock` exists for tests, with `sleep`.
+
+        `pacer` (erp/pacing.py) is told before every request, logins and retries
+        included, and may wait there: the host's pace is shared with other runs."""
         if not isinstance(transport, httpx.BaseTransport):
             # Fail closed, before anything is sent: `transport=None` from a caller
             # that lost its guarded transport must not fall back to a plain one.
@@ -315,6 +322,7 @@ class NonSistemasClient:
         self._max_retry_after = max_retry_after
         self._sleep = sleep
         self._clock = clock
+        self._pacer = pacer
         self._max_response_bytes = max_response_bytes
         self._attempt_end = math.inf
         self._random = random.Random()
@@ -385,7 +393,11 @@ class NonSistemasClient:
         return self._call(attempt)
 
     def close(self) -> None:
-        self._http.close()
+        try:
+            self._http.close()
+        finally:
+            if self._pacer is not None:
+                self._pacer.close()
 
     def __enter__(self) -> Self:
         return self
@@ -461,6 +473,9 @@ class NonSistemasClient:
 
     def _before_request(self, request: httpx.Request) -> None:
         # A request hook: runs for every request sent, logins of the auth flow too.
+        if self._pacer is not None:
+            # The host's shared pace (erp/pacing.py): may wait for a place or a slot.
+            self._pacer.before_request()
         now = self._clock()
         if self._run_deadline is not None and now >= self._run_deadline:
             raise self._deadline_error(None)

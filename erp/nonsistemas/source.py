@@ -35,7 +35,8 @@ class NonSistemasSource:
         self._heartbeat: Callable[[], None] | None = None
 
     @sensitive_variables()
-    def _new_client(self, **options: Any) -> NonSistemasClient:
+    def _new_client(self, *, run: bool = False, **options: Any) -> NonSistemasClient:
+        from erp.pacing import HostPacer
         from erp.url_guard import guarded_transport
 
         # Certificate verification stays on: the store's private CA (if any) is
@@ -43,7 +44,10 @@ class NonSistemasSource:
         transport = guarded_transport(
             allow_local=bool(settings.VXM_ALLOW_LOCAL_ERP), ca_cert_pem=self._ca_cert_pem
         )
-        return NonSistemasClient(*self._credentials, transport=transport, **options)
+        # Every request keeps the host's shared pace; a run also holds one of the
+        # host's places until it closes (erp/pacing.py).
+        pacer = HostPacer(self._credentials[0], run=run, on_wait=self._heartbeat)
+        return NonSistemasClient(*self._credentials, transport=transport, pacer=pacer, **options)
 
     @sensitive_variables()
     def verify(self) -> Verification:
@@ -62,7 +66,9 @@ class NonSistemasSource:
     ) -> Feed:
         self._heartbeat = heartbeat
         # No new request of a run starts past its deadline: a run cannot hang a worker.
-        self.client = self._new_client(run_deadline=time.monotonic() + settings.VXM_ERP_RUN_SECONDS)
+        self.client = self._new_client(
+            run=True, run_deadline=time.monotonic() + settings.VXM_ERP_RUN_SECONDS
+        )
         stats: FeedStats = self.client.stats
         # Smaller pages only in tests, to exercise multi-page paging on small catalogs.
         page_size = int(getattr(settings, "VXM_NONSISTEMAS_PAGE_SIZE", MAX_PAGE_SIZE))

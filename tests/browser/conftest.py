@@ -182,7 +182,16 @@ def run_worker(transactional_db: None, settings: Any) -> Callable[[], str]:
 
     def run() -> str:
         done = subprocess.run(
-            [sys.executable, "-m", "vxm", "db_worker", "--batch", "--no-startup-delay"],
+            [
+                sys.executable,
+                "-m",
+                "vxm",
+                "db_worker",
+                "--queue-name",
+                "default,full",
+                "--batch",
+                "--no-startup-delay",
+            ],
             env=env,
             capture_output=True,
             text=True,

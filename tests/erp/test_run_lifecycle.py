@@ -314,7 +314,10 @@ def test_a_task_worker_sent_sigterm_mid_run_ends_the_run_as_interrupted_and_exit
     )
     standin.inject(Fault("delay", delay=60, after_requests=1))
     status = _stopped_mid_run(
-        env, query, ["db_worker", "--no-startup-delay", "--interval", "0.1"], signal.SIGTERM
+        env,
+        query,
+        ["db_worker", "--queue-name", "default,full", "--no-startup-delay", "--interval", "0.1"],
+        signal.SIGTERM,
     )
     standin.clear_faults()
     assert status == 0  # django_tasks_db's graceful shutdown, once the task returned

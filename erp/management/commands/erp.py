@@ -32,6 +32,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from erp import actions, registry, reports, secrets, stopping
 from erp.cancel import CancelResult, request_cancel
@@ -122,6 +123,7 @@ class Command(BaseCommand):
         )
         add_schedule_parser(sub)
         self._add_undo_arguments(sub)
+        self._add_worker_arguments(sub)
 
         sub.add_parser("generate-key", help="Imprime una clave nueva para VXM_ENCRYPTION_KEYS.")
         sub.add_parser(
@@ -145,6 +147,8 @@ class Command(BaseCommand):
             print_or_set_schedule(self, self._store(options["slug"]), options)
         elif action == "undo":
             self.undo(options)
+        elif action == "worker":
+            self.worker(options)
         elif action == "generate-key":
             self.stdout.write(secrets.generate_key())
         elif action == "reencrypt":
@@ -494,3 +498,53 @@ class Command(BaseCommand):
                 + ", ".join(unreadable)
                 + ". Esas tiendas tienen que volver a escribirla en la configuración."
             )
+
+    # ---- worker: several tasks at once (erp/worker.py) ---------------------------------
+
+    @staticmethod
+    def _add_worker_arguments(sub: Any) -> None:
+        worker = sub.add_parser(
+            "worker",
+            help=_("Corre las tareas en segundo plano, varias a la vez (siempre encendido)."),
+            description=_(
+                "Como db_worker, pero con varios hilos: mientras una actualización espera "
+                "al ERP, otra avanza. SIGTERM o Ctrl-C detienen cada actualización al "
+                "terminar su página."
+            ),
+        )
+        worker.add_argument("--threads", type=int, default=4, help=_("tareas a la vez (4)"))
+        worker.add_argument(
+            "--queue-name",
+            default="default",
+            help=_("colas que atiende, separadas por comas: default, full (default)"),
+        )
+        worker.add_argument(
+            "--interval", type=float, default=1.0, help=_("segundos entre consultas sin tareas (1)")
+        )
+        worker.add_argument("--worker-id", default="", help=_("nombre de este proceso"))
+
+    def worker(self, options: dict[str, Any]) -> None:
+        from erp.worker import ThreadedWorker, keep_connections
+
+        if options["threads"] < 1:
+            raise CommandError(_("--threads tiene que ser 1 o más."))
+        from django.tasks import default_task_backend
+
+        queues = [q.strip() for q in options["queue_name"].split(",") if q.strip()]
+        unknown = sorted(set(queues) - set(default_task_backend.queues))
+        if unknown or not queues:
+            # A misspelt queue would leave a worker waiting forever on nothing.
+            raise CommandError(
+                _("Cola desconocida: %(unknown)s. Las colas son: %(known)s.")
+                % {
+                    "unknown": ", ".join(unknown) or "—",
+                    "known": ", ".join(sorted(default_task_backend.queues)),
+                }
+            )
+        keep_connections()
+        ThreadedWorker(
+            queue_names=queues,
+            threads=options["threads"],
+            interval=options["interval"],
+            worker_id=options["worker_id"],
+        ).run()
