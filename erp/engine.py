@@ -922,7 +922,9 @@ def guard_findings(run: Run, watch: Watch, rails: GuardRails) -> list[dict[str, 
     """The guard rails this run trips, as plain Spanish messages with examples
     (stored on the run: `Run.guard_findings`). Empty: it looks like a normal update."""
     findings: list[dict[str, Any]] = []
-    matched = run.matched
+    # Of the store's items, not of those the run received: an incremental update
+    # receives only what changed, and most of a quiet day's changes may be sales.
+    matched = max(run.matched, Item.objects.filter(store=run.store).count())
     if (
         rails.zero_stock_on
         and watch.to_zero >= rails.zero_stock_min
