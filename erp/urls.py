@@ -1,6 +1,6 @@
 from django.urls import path
 
-from erp import views
+from erp import held_views, views
 
 app_name = "erp"
 urlpatterns = [
@@ -11,6 +11,10 @@ urlpatterns = [
     path("erp/update/", views.update, name="update"),
     path("erp/runs/", views.runs, name="runs"),
     path("erp/runs/<int:run_id>/", views.run_detail, name="run"),
+    path("erp/preview/", held_views.preview, name="preview"),
+    path("erp/guards/", held_views.guards, name="guards"),
+    path("erp/runs/<int:run_id>/apply/", held_views.run_apply, name="run_apply"),
+    path("erp/runs/<int:run_id>/discard/", held_views.run_discard, name="run_discard"),
     # One view per report, the format fixed by the URL: a link is a file to open.
     path(
         "erp/runs/<int:run_id>/changes.csv",

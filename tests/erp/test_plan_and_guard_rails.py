@@ -85,6 +85,10 @@ def small_pages(settings: Any) -> None:
 
 @pytest.fixture
 def synced(store: Store, standin: Any) -> Store:
+    return in_step(store, standin)
+
+
+def in_step(store: Store, standin: Any) -> Store:
     """120 items, already in step with the ERP (stock 10, $ 1.500,00): the
     watermark is set, and the next update reads only what changes."""
     connect(store, standin)
