@@ -54,7 +54,7 @@ def test_the_preview_button_reads_the_erp_and_the_run_page_says_nothing_changed(
     assert all(sku in page for sku in SKUS[:3]) and "10 → 4" in page
     assert catalog(store) == before
     csv = admin_client.get(url("run_changes_csv", store, run.pk))
-    body = b"".join(csv.streaming_content).decode("utf-8-sig")
+    body = csv.getvalue().decode("utf-8-sig")
     assert sum(1 for line in body.splitlines() if "Yerba" in line) == 3
 
 
