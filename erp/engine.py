@@ -1,11 +1,17 @@
 """The ERP-agnostic update engine: runs, and applying ERP items to the catalog.
 
 A run is recorded first (queued, by `request_update`), claimed by a conditional
-UPDATE (so a task delivered twice runs once), then fed page by page from the
-ERP's `Feed`. Each page is applied in one transaction together with its history
-rows, its issues and the run's counters and heartbeat: a worker killed mid-run
-leaves whole pages, never half of one. Only a successful run moves the
-connection's watermark, in the same transaction that records its outcome.
+UPDATE (so a task delivered twice runs once), then performed in two phases
+(issue #11). Plan: the ERP's `Feed` is read page by page and each page's outcome
+is computed and stored (a `PlannedPage` row, its issues, the run's counters and
+heartbeat, in one transaction) without writing to the catalog. Decide: a preview
+ends there; an update that trips a guard rail (`GuardRails`) is held for a
+person to apply (`apply_held`) or discard (`discard_held`). Apply: the plan is
+written in whole pages, several per transaction, each with its history rows,
+issues and counters: a worker killed mid-run leaves whole pages, never half of
+one. Only a successful update moves the connection's watermark, in the same
+transaction that records its outcome. At every page boundary a run someone asked
+to cancel (`request_cancel`) stops and ends cancelled.
 
 The rules (issue #3): match ERP code to store SKU by `catalog.models.sku_key`;
 ambiguous SKUs are not touched; stock is floored to whole units and negative
@@ -587,6 +593,8 @@ def _finish_held(run: Run, stats: FeedStats) -> None:
         if not updated:
             _check_cancel(run.pk)
             return
+        # Applied: its history and its changed-meanwhile issues say what it did.
+        PlannedPage.objects.filter(run=run).delete()
         if run.next_watermark is None or run.connection_generation is None:
             return
         unmoved = Connection.objects.filter(store=run.store, generation=run.connection_generation)
