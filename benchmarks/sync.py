@@ -60,7 +60,7 @@ def main() -> None:
 
     from catalog.models import Item, sku_key
     from erp.engine import execute_run, request_update
-    from erp.models import Connection, ErpKind
+    from erp.models import Connection, ErpKind, GuardRails
     from nonsistemas_standin import StandinClient
     from stores.models import Store
 
@@ -96,6 +96,10 @@ def main() -> None:
             call_command("flush", "--noinput", verbosity=0)
         call_command("migrate", verbosity=0)
         store = Store.objects.create(name="Bench", slug=f"bench-{port}")
+        # Every price here rises from 0.01: the guard rails would hold the update.
+        GuardRails.objects.create(
+            store=store, zero_stock_on=False, price_on=False, full_drop_on=False
+        )
         erp_items = control.items()
         Item.objects.bulk_create(
             [

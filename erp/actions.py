@@ -20,7 +20,7 @@ from erp import registry, stored_text
 from erp.engine import active_run, request_update
 from erp.errors import ErpError, ErrorCode, printable
 from erp.forms import ca_summaries, origin_of
-from erp.models import AuditAction, AuditEvent, Connection, Run
+from erp.models import AuditAction, AuditEvent, Connection, Run, RunMode
 from stores.models import Store
 
 logger = logging.getLogger("erp.actions")
@@ -36,6 +36,8 @@ ORIGIN_LABELS = {"cli": gettext_lazy("Línea de comandos"), "schedule": gettext_
 PANEL_LIMITS: dict[str, tuple[int, timedelta]] = {
     AuditAction.VERIFIED: (4, timedelta(minutes=1)),
     AuditAction.UPDATE_REQUESTED: (6, timedelta(minutes=10)),
+    # A preview reads the whole ERP like an update.
+    AuditAction.PREVIEW_REQUESTED: (6, timedelta(minutes=10)),
 }
 VERIFY_REQUESTED = "Verificación pedida"
 
@@ -331,19 +333,27 @@ def start_update(
     full: bool = False,
     origin: str = "panel",
     enqueue: bool = True,
+    mode: str = RunMode.UPDATE,
 ) -> Run:
-    """Record a queued run and its audit row (the engine does both in one
-    transaction); raises UpdateAlreadyRunning / NotConnected, and from the panel
-    PanelLimitReached when the store's limit is reached (nothing recorded then).
+    """Record a queued run (an update, or a preview with `mode`) and its audit row
+    (the engine does both in one transaction); raises UpdateAlreadyRunning /
+    NotConnected, and from the panel PanelLimitReached when the store's limit is
+    reached (nothing recorded then).
 
     A panel request is counted and recorded in one transaction with the store's
     connection locked, so simultaneous clicks cannot all pass the count; the ERP
     is called only later, by the run, once that transaction has committed.
     """
+    asked = dict(user=user, full=full, origin=origin, enqueue=enqueue, mode=mode)
     if origin != "panel":
-        return request_update(store, user=user, full=full, origin=origin, enqueue=enqueue)
+        return request_update(store, **asked)
     with transaction.atomic():
         if _lock_connection(store) is not None:
-            _claim_panel_slot(store, AuditAction.UPDATE_REQUESTED)
+            _claim_panel_slot(
+                store,
+                AuditAction.PREVIEW_REQUESTED
+                if mode == RunMode.PREVIEW
+                else AuditAction.UPDATE_REQUESTED,
+            )
         # Without a connection the engine raises NotConnected: nothing to count.
-        return request_update(store, user=user, full=full, origin=origin, enqueue=enqueue)
+        return request_update(store, **asked)

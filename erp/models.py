@@ -432,3 +432,62 @@ class HostLease(models.Model):
 
     def __str__(self) -> str:
         return f"{self.host} #{self.slot}"
+
+
+class PlannedPage(models.Model):
+    """One page of a run's plan: what the run will write (or would have written).
+
+    An update first plans (reads the ERP, writes nothing to the catalog), then
+    applies the plan. One row per ERP page keeps planning writes cheap and its
+    memory flat. `changes` is a list of
+    `[item_id, sku, old_stock, new_stock|None, old_price, new_price|None, code]`:
+    the old values are the store's when the page was planned (prices as strings,
+    Decimal-exact); None means the run leaves that field as it is.
+    """
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="planned_pages")
+    seq = models.PositiveIntegerField()
+    changes = models.JSONField(default=list)
+
+    class Meta:
+        ordering = ["run", "seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "seq"], name="planned_page_run_seq"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Plan {self.run_id}/{self.seq} ({len(self.changes)})"
+
+
+class GuardRails(models.Model):
+    """A store's guard rails (issue #11): when an update looks wrong, it is held
+    for a person to apply or discard instead of being written.
+
+    Without a row a store has the defaults (`GuardRails.for_store`).
+    """
+
+    store = models.OneToOneField(Store, on_delete=models.CASCADE, related_name="erp_guard_rails")
+    # (a) Many items going from stock > 0 to 0.
+    zero_stock_on = models.BooleanField("stock a 0", default=True)
+    zero_stock_percent = models.PositiveSmallIntegerField(
+        "porcentaje de ítems que quedan sin stock", default=20
+    )
+    zero_stock_min = models.PositiveIntegerField("mínimo de ítems", default=50)
+    # (b) Many prices dropping by more than half or rising more than tenfold.
+    price_on = models.BooleanField("saltos de precio", default=True)
+    price_percent = models.PositiveSmallIntegerField("porcentaje de precios con saltos", default=20)
+    price_min = models.PositiveIntegerField("mínimo de precios", default=20)
+    # (c) A full update receiving far fewer items than the last complete one.
+    full_drop_on = models.BooleanField("actualización completa incompleta", default=True)
+    full_drop_percent = models.PositiveSmallIntegerField(
+        "porcentaje mínimo de ítems de la última completa", default=60
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"Controles de {self.store}"
+
+    @classmethod
+    def for_store(cls, store: Store) -> "GuardRails":
+        """The store's settings, or the defaults (unsaved) when it has none."""
+        return cls.objects.filter(store=store).first() or cls(store=store)

@@ -8,15 +8,16 @@ written row by row to a temporary file (vxm/spreadsheets.py).
 
 from collections.abc import Iterator
 from datetime import datetime, tzinfo
+from decimal import Decimal
 from typing import Any
 
 from django.utils.translation import gettext_lazy as _
 
-from catalog.models import ItemChange
+from catalog.models import Item, ItemChange
 from erp import run_rows
 from erp.actions import requested_by_label
 from erp.cancel import cancelled_by_label
-from erp.models import IssueKind, Run, RunIssue
+from erp.models import IssueKind, PlannedPage, Run, RunIssue
 from erp.run_rows import of_run
 from vxm.spreadsheets import Column
 
@@ -40,6 +41,11 @@ CHUNK = 2000
 
 
 def change_rows(run: Run) -> Iterator[tuple[Any, ...]]:
+    from erp.held_views import shows_plan
+
+    if shows_plan(run):
+        yield from planned_rows(run)
+        return
     rows = (
         of_run(ItemChange.objects, run)
         .order_by(*run_rows.ORDER)
@@ -87,4 +93,31 @@ def run_summary(run: Run) -> dict[str, Any]:
         "total_items": run.total_items,
         "cancel_requested_at": _iso(run.cancel_requested_at, tz),
         "cancelled_by": cancelled_by_label(run) if run.cancel_requested_at else None,
+        # Issue #11: "update" or "preview"; what a held run (or a preview) tripped.
+        "mode": run.mode,
+        "guard_findings": run.guard_findings,
     }
+
+
+def planned_rows(run: Run) -> Iterator[tuple[Any, ...]]:
+    """A preview's or held run's planned changes, in the changes' columns (no date:
+    nothing was written). One plan page at a time: memory stays flat."""
+    for changes in (
+        PlannedPage.objects.filter(run=run)
+        .order_by("seq")
+        .values_list("changes", flat=True)
+        .iterator(4)
+    ):
+        names = dict(
+            Item.objects.filter(pk__in=[c[0] for c in changes]).order_by().values_list("id", "name")
+        )
+        for item_id, sku, old_stock, new_stock, old_price, new_price, _code in changes:
+            yield (
+                sku,
+                names.get(item_id, ""),
+                old_stock if new_stock is not None else None,
+                new_stock,
+                Decimal(old_price) if new_price is not None else None,
+                None if new_price is None else Decimal(new_price),
+                None,
+            )

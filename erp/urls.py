@@ -1,6 +1,6 @@
 from django.urls import path
 
-from erp import cancel_views, schedule_views, views
+from erp import cancel_views, held_views, schedule_views, views
 
 app_name = "erp"
 urlpatterns = [
@@ -14,6 +14,10 @@ urlpatterns = [
     path("erp/runs/<int:run_id>/", views.run_detail, name="run"),
     path("erp/runs/<int:run_id>/cancel/", cancel_views.cancel_run, name="cancel"),
     path("erp/runs/<int:run_id>/undo/", views.run_undo, name="run_undo"),
+    path("erp/preview/", held_views.preview, name="preview"),
+    path("erp/guards/", held_views.guards, name="guards"),
+    path("erp/runs/<int:run_id>/apply/", held_views.run_apply, name="run_apply"),
+    path("erp/runs/<int:run_id>/discard/", held_views.run_discard, name="run_discard"),
     # One view per report, the format fixed by the URL: a link is a file to open.
     path(
         "erp/runs/<int:run_id>/changes.csv",

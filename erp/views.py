@@ -25,7 +25,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from catalog.models import ItemChange
-from erp import actions, health, registry, reports, run_rows, stored_text
+from erp import actions, health, held_views, registry, reports, run_rows, stored_text
 from erp.engine import NotConnected, UpdateAlreadyRunning, expire_stale_runs
 from erp.forms import ConnectionForm, UpdateForm, ca_summaries
 from erp.models import (
@@ -462,6 +462,14 @@ def run_detail(request: HttpRequest, store: Store, run_id: int) -> HttpResponse:
         before=_int_param(request, "c_before"),
         leading=run_rows.ORDER[:1],
     )
+    if held_views.shows_plan(run):
+        # Nothing was written: the table lists what would be (issue #11).
+        changes = held_views.planned_changes(
+            run,
+            after=_int_param(request, "c_after"),
+            before=_int_param(request, "c_before"),
+            size=PAGE_SIZE,
+        )
     kind = request.GET.get("kind", "")
     if kind not in IssueKind.values:
         kind = ""

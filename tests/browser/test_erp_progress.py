@@ -194,12 +194,6 @@ def test_admin_watches_the_bar_move_on_a_computer_and_a_phone_and_cancels(
     assert run.cancel_requested_at is not None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="The engine half of cancel (a run stops at the next page boundary once "
-    "Run.cancel_requested_at is set, and ends `cancelled`) is helper a's erp/engine.py "
-    "rewrite, not merged in this branch. Remove this mark at merge.",
-)
 def test_a_cancelled_update_ends_cancelled_and_the_page_says_what_it_kept(
     page: Any,
     live_server: Any,

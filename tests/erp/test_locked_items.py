@@ -12,6 +12,7 @@ from django.urls import reverse
 
 from catalog.locks import set_erp_lock
 from catalog.models import ChangeSource, Item, ItemChange
+from erp import engine
 from erp.engine import execute_run, request_update
 from erp.models import IssueKind, Run, RunIssue, RunStatus
 from stores.models import Store
@@ -128,34 +129,64 @@ def test_unlocking_lets_the_next_full_update_bring_the_erps_values(
 
 
 def test_an_item_locked_while_an_update_runs_is_skipped_from_the_next_page_on(
-    store: Store, standin: Any, settings: Any
+    store: Store, standin: Any, settings: Any, monkeypatch: Any
 ) -> None:
     # R6: the lock is read inside each page's transaction, with the rows it locks.
-    # Locked between page 1 and page 2: page 1's item was already applied, page 2's
-    # is left alone.
+    # Locked once page 1 was written: page 1's item stays applied, page 2's is left
+    # alone.
     settings.VXM_NONSISTEMAS_PAGE_SIZE = 10
+    monkeypatch.setattr(engine, "APPLY_ROWS", 1)  # a transaction per page
     connect(store, standin)
     skus = [f"PAG-{i:02d}" for i in range(25)]
     make_items(store, [(sku, 0, "1.00") for sku in skus])
     standin.load([erp_row(standin, sku, "5.000", "2.00", age_s=i) for i, sku in enumerate(skus)])
     on_first_page, on_second_page = "PAG-03", "PAG-13"
-    pages: list[int] = []
+    write = engine.PlanWriter.write
+    written: list[int] = []
 
-    def lock_after_the_first_page(run: Run, stats: Any) -> None:
-        pages.append(run.pk)
-        if len(pages) == 1:
+    def lock_after_the_first_page(writer: Any, changes: Any, stats: Any) -> None:
+        write(writer, changes, stats)
+        written.append(len(changes))
+        if len(written) == 1:
             lock(store, on_first_page, on_second_page)
 
+    monkeypatch.setattr(engine.PlanWriter, "write", lock_after_the_first_page)
     queued = request_update(store, full=True, origin="cli", enqueue=False)
-    run = execute_run(queued.pk, progress=lock_after_the_first_page)
+    run = execute_run(queued.pk)
 
-    assert run.status == RunStatus.SUCCEEDED and len(pages) >= 3
+    assert run.status == RunStatus.SUCCEEDED and len(written) >= 3
     assert values(store, on_first_page) == (5, Decimal("2.00"))
     assert values(store, on_second_page) == (0, Decimal("1.00"))
     assert run.locked == 1
     assert list(RunIssue.objects.filter(run=run).values_list("kind", "sku")) == [
         (IssueKind.LOCKED, on_second_page)
     ]
+
+
+def test_an_item_locked_after_the_erp_was_read_and_before_it_is_written_is_left_alone(
+    store: Store, standin: Any, settings: Any
+) -> None:
+    # An update reads the whole ERP first, then writes: a lock taken in between
+    # (here, while it reads page 2) keeps the item's values, whichever page named it.
+    settings.VXM_NONSISTEMAS_PAGE_SIZE = 10
+    connect(store, standin)
+    skus = [f"PAG-{i:02d}" for i in range(25)]
+    make_items(store, [(sku, 0, "1.00") for sku in skus])
+    standin.load([erp_row(standin, sku, "5.000", "2.00", age_s=i) for i, sku in enumerate(skus)])
+    pages: list[int] = []
+
+    def lock_after_the_first_page(run: Run, stats: Any) -> None:
+        pages.append(run.pk)
+        if len(pages) == 1:
+            lock(store, "PAG-03", "PAG-13")
+
+    queued = request_update(store, full=True, origin="cli", enqueue=False)
+    run = execute_run(queued.pk, progress=lock_after_the_first_page)
+
+    assert run.status == RunStatus.SUCCEEDED and len(pages) >= 3
+    assert values(store, "PAG-03") == values(store, "PAG-13") == (0, Decimal("1.00"))
+    assert values(store, "PAG-04") == (5, Decimal("2.00"))
+    assert run.locked == 2 and run.stock_changed == 23
 
 
 def test_an_ambiguous_code_stays_ambiguous_even_if_one_of_its_items_is_locked(

@@ -262,12 +262,6 @@ def test_a_cancelled_run_says_who_and_how_many_whole_pages_it_kept(
 # ---- the engine half (helper a's plan-then-apply engine) ------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="The engine half of cancel (stop at the page boundary once "
-    "Run.cancel_requested_at is set, end `cancelled`) is helper a's erp/engine.py "
-    "rewrite, not merged in this branch. Remove this mark at merge.",
-)
 def test_a_running_update_cancelled_mid_way_keeps_whole_pages_and_the_watermark(
     store, standin, admin_user, settings
 ):

@@ -219,9 +219,11 @@ def test_worker_killed_mid_run_leaves_whole_pages_and_the_next_run_converges(tmp
     standin.clear_faults()
 
     assert query("SELECT status FROM erp_run") == [("running",)]
-    # Whole pages only: page 1's ten items and their history rows, nothing of page 2.
-    assert query("SELECT COUNT(*) FROM catalog_itemchange WHERE source = 'erp'") == [(10,)]
-    assert query("SELECT COUNT(*) FROM catalog_item WHERE stock > 0") == [(10,)]
+    # Whole pages only: page 1 was planned (its plan row), and nothing is written
+    # to the catalog before the whole ERP was read (issue #11: plan, then apply).
+    assert query("SELECT COUNT(*) FROM erp_plannedpage") == [(1,)]
+    assert query("SELECT COUNT(*) FROM catalog_itemchange WHERE source = 'erp'") == [(0,)]
+    assert query("SELECT COUNT(*) FROM catalog_item WHERE stock > 0") == [(0,)]
 
     again = vxm("erp", "sync", "k", check=False)
     assert again.returncode != 0 and "curso" in again.stderr  # "ya hay una actualización en curso"
@@ -278,9 +280,11 @@ def _assert_stopped_with_whole_pages_and_next_update_runs(query: Any, vxm: Vxm) 
     assert (status, code) == ("failed", "interrupted")
     assert "se detuvo" in message and "No se perdió nada" in message
     assert finished is not None
-    # Whole pages only: page 1's ten items and their history rows, nothing of page 2.
-    assert query("SELECT COUNT(*) FROM catalog_itemchange WHERE source = 'erp'") == [(10,)]
-    assert query("SELECT COUNT(*) FROM catalog_item WHERE stock > 0") == [(10,)]
+    # Whole pages only: page 1 was planned (its plan row), and nothing is written
+    # to the catalog before the whole ERP was read (issue #11: plan, then apply).
+    assert query("SELECT COUNT(*) FROM erp_plannedpage") == [(1,)]
+    assert query("SELECT COUNT(*) FROM catalog_itemchange WHERE source = 'erp'") == [(0,)]
+    assert query("SELECT COUNT(*) FROM catalog_item WHERE stock > 0") == [(0,)]
     assert query("SELECT watermark FROM erp_connection") == [(None,)]
     # No waiting for it to be declared dead: the next update starts at once.
     final = vxm("erp", "sync", "k", "--json")
@@ -438,7 +442,8 @@ def test_a_run_declared_dead_stops_before_asking_the_erp_for_more(store, standin
     run = execute_run(run.pk, progress=dies_after_the_first_batch)
     assert (run.status, run.error_code) == (RunStatus.FAILED, "interrupted")
     assert stock_requests(standin) == 1  # nothing more asked once it was declared dead
-    assert Item.objects.filter(store=store, stock__gt=0).count() == 10
+    # Declared dead while reading the ERP: nothing was written to the catalog.
+    assert Item.objects.filter(store=store, stock__gt=0).count() == 0
     assert Connection.objects.get(store=store).watermark is None
 
 
@@ -528,7 +533,11 @@ def test_worker_killed_between_a_pages_items_and_their_history_leaves_neither(tm
     # Items and history agree: the page's UPDATE went with its transaction.
     assert query("SELECT COUNT(*) FROM catalog_item WHERE stock > 0") == [(0,)]
     assert query("SELECT COUNT(*) FROM catalog_itemchange WHERE source = 'erp'") == [(0,)]
-    assert query("SELECT status, received FROM erp_run") == [("running", 0)]
+    # The whole ERP was read (planned) before the first write; the counters of the
+    # written changes went with the page's transaction.
+    assert query("SELECT status, received, stock_changed, phase FROM erp_run") == [
+        ("running", 30, 0, "applying")
+    ]
 
 
 def test_a_dead_run_is_recognised_within_a_minute():

@@ -3,7 +3,9 @@
     vxm erp configure SLUG KIND --url URL --username USER [--password-stdin]
         [--ca-cert FILE.pem | --remove-ca-cert]
     vxm erp verify SLUG
-    vxm erp sync SLUG [--full] [--json]
+    vxm erp sync SLUG [--full] [--dry-run] [--json]
+    vxm erp apply SLUG RUN_ID / vxm erp discard SLUG RUN_ID   (a held update)
+    vxm erp guard SLUG [--zero-stock-percent N ...] [--off RULE] [--on RULE]
     vxm erp runs SLUG [--json] [--limit N]
     vxm erp cancel SLUG [RUN_ID]
     vxm erp schedule SLUG [--every 15m|30m|1h|6h|24h | --daily HH:MM | --off]
@@ -34,12 +36,12 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from erp import actions, registry, reports, secrets, stopping
+from erp import actions, held_cli, registry, reports, secrets, stopping
 from erp.cancel import CancelResult, request_cancel
 from erp.engine import NotConnected, UpdateAlreadyRunning, execute_run, expire_stale_runs
 from erp.errors import ErrorCode
 from erp.forms import MAX_CA_BYTES, ConnectionForm
-from erp.models import Connection, Run, RunStatus
+from erp.models import Connection, Run, RunMode, RunStatus
 from erp.progress import record_total
 from erp.schedule_cli import add_schedule_parser, print_or_set_schedule
 from erp.templatetags.erp_tags import COUNT_LABELS
@@ -98,6 +100,12 @@ class Command(BaseCommand):
         sync.add_argument("slug")
         sync.add_argument("--full", action="store_true", help="traer todo, no solo lo cambiado")
         sync.add_argument("--json", action="store_true", help="el resultado como un objeto JSON")
+        sync.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="vista previa: leer el ERP y decir qué cambiaría, sin cambiar nada",
+        )
+        held_cli.add_arguments(sub)
 
         runs = sub.add_parser("runs", help="El historial de actualizaciones de una tienda.")
         runs.add_argument("slug")
@@ -149,6 +157,8 @@ class Command(BaseCommand):
             self.undo(options)
         elif action == "worker":
             self.worker(options)
+        elif action in held_cli.ACTIONS:
+            held_cli.handle(self, action, options)
         elif action == "generate-key":
             self.stdout.write(secrets.generate_key())
         elif action == "reencrypt":
@@ -251,7 +261,13 @@ class Command(BaseCommand):
     def sync(self, options: dict[str, Any]) -> None:
         store = self._store(options["slug"])
         try:
-            run = actions.start_update(store, full=options["full"], origin="cli", enqueue=False)
+            run = actions.start_update(
+                store,
+                full=options["full"],
+                origin="cli",
+                enqueue=False,
+                mode=RunMode.PREVIEW if options["dry_run"] else RunMode.UPDATE,
+            )
         except UpdateAlreadyRunning as e:
             raise CommandError(
                 f"Ya hay una actualización en curso para {store.slug} (#{e.run.pk}, "
@@ -295,6 +311,8 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(reports.run_summary(run), ensure_ascii=False))
         else:
             self._print_run(run)
+            held_cli.print_findings(self, run)
+        held_cli.exit_if_held(run)
         if run.status == RunStatus.FAILED:
             raise CommandError(
                 f"La actualización #{run.pk} falló ({run.error_code}): {run.error_message}",
@@ -319,7 +337,7 @@ class Command(BaseCommand):
         summary = reports.run_summary(run)
         duration = summary["duration_seconds"]
         self.stdout.write(
-            f"Actualización #{run.pk}{' (completa)' if run.full else ''}: "
+            f"{held_cli.run_label(run)} #{run.pk}{' (completa)' if run.full else ''}: "
             f"{run.get_status_display()}"
             + (f" en {duration:.1f} s" if duration is not None else "")
         )
@@ -363,7 +381,7 @@ class Command(BaseCommand):
             duration = run.duration
             self.stdout.write(
                 f"{run.pk:>6}  {run.created_at.astimezone(tz):%Y-%m-%d %H:%M}  "
-                f"{run.get_status_display():21}  "
+                f"{held_cli.status_label(run):21}  "
                 f"{'' if duration is None else f'{duration.total_seconds():.0f} s':>7}  "
                 f"{run.received:>7}  {run.matched:>8}  {run.stock_changed:>6}  "
                 f"{run.price_changed:>6}  {run.unmatched:>9}  {run.ambiguous:>6}  "
