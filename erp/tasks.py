@@ -12,9 +12,9 @@ stores on the default queue (docs/deployment.md).
 from crontask import cron
 from django.tasks import DEFAULT_TASK_QUEUE_NAME, task
 
-from erp import schedule
+from erp import notifications, schedule
 from erp.engine import execute_run
-from erp.models import Connection, Run
+from erp.models import Connection, Run, RunStatus
 from erp.progress import record_total
 
 FULL_QUEUE = "full"
@@ -27,6 +27,9 @@ def run_update(run_id: int) -> None:
     # After the engine, not inside it: what a scheduled run's outcome means for
     # its schedule (backoff, pause) and its admins (an email) is not the engine's.
     schedule.record_outcome(run)
+    if run.status == RunStatus.HELD:
+        # A held automatic update waits for a person: tell the store's admins (once).
+        notifications.notify_held(run)
 
 
 # The clock: `vxm scheduler` (django-crontask) enqueues this every minute; a

@@ -25,7 +25,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from catalog.models import ItemChange
-from erp import actions, health, held_views, registry, reports, run_rows, stored_text
+from erp import actions, health, held_views, registry, reports, run_rows, schedule, stored_text
 from erp.engine import NotConnected, UpdateAlreadyRunning, expire_stale_runs
 from erp.forms import ConnectionForm, UpdateForm, ca_summaries
 from erp.models import (
@@ -179,13 +179,15 @@ def _status_run(store: Store) -> Run | None:
 @require_safe
 def integrations(request: HttpRequest, store: Store) -> HttpResponse:
     expire_stale_runs(store)
+    plan = schedule.schedule_of(store)
+    next_update = plan.next_run_at if plan is not None and not plan.is_paused else None
     return _render(
         request,
         store,
         "erp/integrations.html",
         {
             **_history_parts(store),
-            "health": health.health(store),
+            "health": health.health(store, next_update=next_update),
             "status_run": _status_run(store),
             "audit_events": AuditEvent.objects.filter(store=store).select_related("user")[
                 :AUDIT_SHOWN

@@ -445,3 +445,37 @@ def test_notify_held_emails_only_for_automatic_runs(store, admin_user):
     panel = Run.objects.create(store=store, kind="nonsistemas", origin="panel", status="held")
     assert notifications.notify_held(panel) is False
     assert len(mail.outbox) == 1
+
+
+@pytest.mark.guard_rails
+def test_a_scheduled_update_held_by_a_guard_rail_tells_the_admins_once(
+    store, admin_user, standin, worker
+):
+    """The ERP suddenly sends stock 0 for every item: the automatic update is held
+    (nothing written) and the store's admins get one email saying what to do."""
+    connect(store, standin)
+    rows = [(f"Fideos Tirabuzón #{n:03d}", 10 + n, "950.00") for n in range(80)]
+    make_items(store, rows)
+    standin.load(
+        [{"codigo": sku, "stock": "0", "precio_mayorista": price} for sku, _, price in rows]
+    )
+    now = timezone.now()
+    every_15(store, now)
+    (run_id,) = enqueue_due_updates(now=now).requested
+    run = Run.objects.get(pk=run_id)
+    assert run.status == RunStatus.HELD and run.origin == "schedule"
+    assert sorted(Item.objects.values_list("stock", flat=True)) == sorted(s for _, s, _ in rows)
+    assert len(mail.outbox) == 1
+    assert "retenida" in mail.outbox[0].subject
+    assert f"/s/sur/integrations/erp/runs/{run.pk}/" in mail.outbox[0].body
+
+
+def test_the_erp_page_shows_the_next_automatic_update(store, admin_client, catalog):
+    now = timezone.now()
+    schedule = every_15(store, now)
+    schedule.next_run_at = datetime(2026, 12, 24, 13, 45, tzinfo=UTC)
+    schedule.save()
+    page = admin_client.get("/s/sur/integrations/erp/").content.decode()
+    assert "Próxima actualización automática" in page
+    # The store's time zone (Buenos Aires, UTC-3).
+    assert "24/12/2026 10:45" in page
