@@ -1,7 +1,12 @@
 """Benchmark: one full update of a 100,000-item store from the NonSistemas stand-in,
 every item changed, then an incremental update after 1% of the items changed.
 
-Prints wall time, items per second, database queries and peak memory for each.
+Prints wall time, items per second, database queries and peak memory for each,
+and, for each, the time of the raw loop (`benchmarks/raw_loop.py`: httpx + orjson +
+sqlite3 `executemany` into one table in one transaction) doing the same read
+against the same stand-in right after, and the update's time as a multiple of it.
+With --rate-limit it also prints the pure rate bound (requests / 10 per second)
+and the update's time as a multiple of that.
 The stand-in runs in its own process (as a real ERP would), on 127.0.0.1.
 
     .venv/bin/python benchmarks/sync.py [--items 100000] [--database-url URL]
@@ -55,6 +60,7 @@ def main() -> None:
     import django
 
     django.setup()
+    import raw_loop  # a sibling: this script's folder is on sys.path
     from django.core.management import call_command
     from django.db import connection
 
@@ -119,6 +125,11 @@ def main() -> None:
         conn.set_password("bench-pw")
         conn.save()
 
+        raw_db = tmp / "raw.sqlite3"
+        raw_loop.prepare(
+            raw_db, ((i["codigo"].strip(), 999_999, Decimal("0.01")) for i in erp_items)
+        )
+
         def measured(label: str, full: bool) -> None:
             queries = 0
 
@@ -145,6 +156,15 @@ def main() -> None:
                 f"peak RSS {rss:,.0f} MiB"
                 + (f", Python heap peak {heap / 2**20:,.1f} MiB" if heap else "")
             )
+            since = run.desde.isoformat() if run.desde is not None else None
+            raw = raw_loop.timed(url, "bench", "bench-pw", raw_db, since)
+            print(f"  raw loop {raw:.2f} s: the update takes {wall / raw:.1f}x the raw loop")
+            if args.rate_limit:
+                bound = run.requests / 10
+                print(
+                    f"  rate bound {bound:.2f} s ({run.requests} requests at 10/s): "
+                    f"{wall / bound:.2f}x the bound"
+                )
 
         limit = "on" if args.rate_limit else "off"
         print(f"{args.items:,} items, database {connection.vendor}, stand-in rate limit {limit}")
