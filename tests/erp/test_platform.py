@@ -2,6 +2,7 @@
 ERP host paced and capped across all workers (erp/pacing.py), and a worker that
 runs several tasks at once yet still stops every run at a page boundary."""
 
+import json
 import os
 import signal
 import subprocess
@@ -236,12 +237,31 @@ def test_the_concurrency_cap_of_a_host_holds_across_two_worker_processes(tmp_pat
     assert query("SELECT status FROM erp_run ORDER BY id") == [("succeeded",), ("succeeded",)]
 
 
-def test_a_threaded_worker_runs_two_updates_at_once_and_sigterm_stops_both_at_a_page_boundary(
-    tmp_path, standin
-):
-    env, query = _two_stores_in_a_database_of_their_own(
-        tmp_path, standin, VXM_NONSISTEMAS_PAGE_SIZE="10"
-    )
+# `vxm erp worker --threads 2 --queue-name default,full`, each run holding at its
+# first page boundary while applying until the worker is asked to stop: an
+# update reads the whole ERP before it writes (plan, then apply), so this is where
+# a stop keeps whole pages. The signal, the worker and the engine are the real ones.
+WORKER_STOPPED_WHILE_APPLYING = """
+import os, sys, time
+import django
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vxm.settings")
+django.setup()
+from erp import engine, stopping
+engine.APPLY_ROWS = 1  # a transaction per planned page
+write = engine.PlanWriter.write
+def write_then_hold(writer, changes, stats):
+    write(writer, changes, stats)
+    deadline = time.monotonic() + 60
+    while stopping.requested() is None and time.monotonic() < deadline:
+        time.sleep(0.01)  # waiting for the SIGTERM the test sends
+engine.PlanWriter.write = write_then_hold
+from vxm.cli import main
+main(["vxm", "erp", "worker", "--threads", "2", "--queue-name", "default,full",
+      "--interval", "0.1"])
+"""
+
+
+def _queue_both_stores_updates(env: dict[str, str]) -> None:
     subprocess.run(
         [
             sys.executable,
@@ -256,6 +276,76 @@ def test_a_threaded_worker_runs_two_updates_at_once_and_sigterm_stops_both_at_a_
         check=True,
         timeout=120,
     )
+
+
+def _sigterm_once(worker: subprocess.Popen[bytes], query: Any, both_there: str) -> None:
+    """Send the worker SIGTERM once `both_there` counts both runs, and wait for it."""
+    try:
+        deadline = time.monotonic() + 60
+        while query(both_there) != [(2,)]:
+            assert worker.poll() is None, "the worker ended before it could be stopped"
+            assert time.monotonic() < deadline, "the two runs were never running together"
+            time.sleep(0.05)  # polling the database for the state we wait for
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=30) == 0
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+
+
+def test_a_threaded_worker_runs_two_updates_at_once_and_sigterm_stops_both_at_a_page_boundary(
+    tmp_path, standin
+):
+    env, query = _two_stores_in_a_database_of_their_own(
+        tmp_path, standin, VXM_NONSISTEMAS_PAGE_SIZE="10"
+    )
+    _queue_both_stores_updates(env)
+    worker = subprocess.Popen(
+        [sys.executable, "-c", WORKER_STOPPED_WHILE_APPLYING],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    # Both at once: each has applied a page while the other is still running.
+    _sigterm_once(
+        worker,
+        query,
+        "SELECT COUNT(*) FROM erp_run WHERE phase = 'applying' AND stock_changed >= 1 "
+        "AND status = 'running'",
+    )
+    rows = query("SELECT id, store_id, status, error_code, stock_changed FROM erp_run ORDER BY id")
+    assert [(status, code) for _, _, status, code, _ in rows] == [("failed", "interrupted")] * 2
+    for run_id, store_id, _, _, stock_changed in rows:
+        # Whole pages only: exactly the first page of its plan that changes
+        # anything is in the catalog, each item with its history row, and no more.
+        plan = [
+            json.loads(changes) if isinstance(changes, str) else changes
+            for (changes,) in query(
+                f"SELECT changes FROM erp_plannedpage WHERE run_id = {run_id} ORDER BY seq"
+            )
+        ]
+        first = next(page for page in plan if page)
+        assert sum(len(page) for page in plan) == 30 > len(first)
+        changed = query(
+            f"SELECT id FROM catalog_item WHERE store_id = {store_id} AND stock > 0 ORDER BY id"
+        )
+        assert [item_id for (item_id,) in changed] == sorted(change[0] for change in first)
+        assert query(
+            "SELECT COUNT(*) FROM catalog_itemchange c JOIN catalog_item i ON i.id = c.item_id "
+            f"WHERE i.store_id = {store_id} AND c.source = 'erp'"
+        ) == [(len(first),)]
+        assert stock_changed == len(first)
+    assert query("SELECT watermark FROM erp_connection") == [(None,), (None,)]
+
+
+def test_a_threaded_worker_stopped_while_both_updates_read_the_erp_writes_nothing(
+    tmp_path, standin
+):
+    env, query = _two_stores_in_a_database_of_their_own(
+        tmp_path, standin, VXM_NONSISTEMAS_PAGE_SIZE="10"
+    )
+    _queue_both_stores_updates(env)
     # Both runs get their first page; their second ones are slow to come.
     standin.inject(Fault("delay", delay=3, after_requests=2, times=2))
     worker = subprocess.Popen(
@@ -276,29 +366,20 @@ def test_a_threaded_worker_runs_two_updates_at_once_and_sigterm_stops_both_at_a_
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    try:
-        deadline = time.monotonic() + 60
-        # Both at once: each has committed a page while the other is still running.
-        while query("SELECT COUNT(*) FROM erp_run WHERE pages >= 1 AND status = 'running'") != [
-            (2,)
-        ]:
-            assert worker.poll() is None, "the worker ended before it could be stopped"
-            assert time.monotonic() < deadline, "the two runs were never running together"
-            time.sleep(0.05)  # polling the database for the state we wait for
-        worker.send_signal(signal.SIGTERM)
-        assert worker.wait(timeout=30) == 0
-    finally:
-        if worker.poll() is None:
-            worker.kill()
-            worker.wait()
-    rows = query("SELECT status, error_code, pages FROM erp_run ORDER BY id")
-    assert [(status, code) for status, code, _ in rows] == [("failed", "interrupted")] * 2
-    assert all(pages >= 1 for _, _, pages in rows)
-    # Whole pages only (each item with its history row), and not the whole catalog:
-    # both stopped at a page boundary.
-    [(changed,)] = query("SELECT COUNT(*) FROM catalog_item WHERE stock > 0")
-    [(history,)] = query("SELECT COUNT(*) FROM catalog_itemchange WHERE source = 'erp'")
-    assert changed == history and 0 < changed < 60
+    # Both at once: each has planned a page while the other is still running.
+    _sigterm_once(
+        worker, query, "SELECT COUNT(*) FROM erp_run WHERE pages >= 1 AND status = 'running'"
+    )
+    rows = query("SELECT id, status, error_code, pages, received FROM erp_run ORDER BY id")
+    assert [(status, code) for _, status, code, _, _ in rows] == [("failed", "interrupted")] * 2
+    # Stopped at a page boundary: each page read has its plan row, and not the
+    # whole ERP (60 items) was read.
+    for run_id, _, _, pages, received in rows:
+        assert pages >= 1 and 0 < received < 60
+        assert query(f"SELECT COUNT(*) FROM erp_plannedpage WHERE run_id = {run_id}") == [(pages,)]
+    # Nothing is written to the catalog before the whole ERP was read.
+    assert query("SELECT COUNT(*) FROM catalog_item WHERE stock > 0") == [(0,)]
+    assert query("SELECT COUNT(*) FROM catalog_itemchange WHERE source = 'erp'") == [(0,)]
     assert query("SELECT watermark FROM erp_connection") == [(None,), (None,)]
 
 

@@ -12,7 +12,8 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from catalog.models import Item
+from catalog.models import Item, ItemChange
+from erp import engine
 from erp.cancel import CancelResult, request_cancel
 from erp.engine import claim, execute_run, request_update
 from erp.models import AuditAction, AuditEvent, Connection, Run, RunPhase, RunStatus
@@ -68,11 +69,16 @@ def test_the_status_box_shows_received_of_the_announced_total_the_phase_and_an_e
     assert re.search(r"van 1 min 4\d s", shown), shown
     # 40 items a second so far, 16,000 to go: about 400 s (a few more as the clock moves).
     assert re.search(r"faltan unos 6 min \d+ s", shown), shown
-    # Still polling, and Verify and Update are still disabled on the page.
+    # Still polling, and Verify, Update and "Ver qué cambiaría" (a preview is a run
+    # too) are still disabled on the page, each pointing at the sentence saying why.
     assert 'hx-trigger="every 2s"' in html
     page = admin_client.get(reverse("erp:integrations", args=[store.slug])).content.decode()
     assert '<progress max="20000" value="4000"' in page
-    assert page.count("disabled aria-describedby") == 2
+    for label in ("Verificar conexión", "Actualizar stock y precios ahora", "Ver qué cambiaría"):
+        button = re.search(rf"<button[^>]*>{label}</button>", page)
+        assert button and 'disabled aria-describedby="erp-busy"' in button.group(0), label
+    assert page.count("disabled aria-describedby") == 3
+    assert 'id="erp-busy"' in page
     assert 'name="back" value="erp"' in page and "Cancelar actualización" in page
     assert f"#{run.pk}" in page
 
@@ -263,7 +269,7 @@ def test_a_cancelled_run_says_who_and_how_many_whole_pages_it_kept(
 
 
 def test_a_running_update_cancelled_mid_way_keeps_whole_pages_and_the_watermark(
-    store, standin, admin_user, settings
+    store, standin, admin_user, settings, monkeypatch
 ):
     settings.VXM_NONSISTEMAS_PAGE_SIZE = 10
     connection = connect(store, standin)
@@ -271,18 +277,35 @@ def test_a_running_update_cancelled_mid_way_keeps_whole_pages_and_the_watermark(
     make_items(store, [(sku, 0, "1.00") for sku in skus])
     standin.load([{"codigo": sku, "stock": "7", "precio_mayorista": "2.50"} for sku in skus])
     run = request_update(store, user=admin_user, enqueue=False)
+    # The whole ERP is read first and nothing is written meanwhile (a cancel then
+    # keeps nothing: test_plan_and_guard_rails.py); the pages are applied after,
+    # here one per transaction, and the admin clicks Cancel once the first is in.
+    monkeypatch.setattr(engine, "APPLY_ROWS", 1)
+    write = engine.PlanWriter.write
+    applied: list[int] = []
 
-    def admin_clicks_cancel_after_the_first_page(current: Run, stats: Any) -> None:
-        if stats.pages == 1:
-            request_cancel(store, current, admin_user)
+    def admin_clicks_cancel_after_the_first_applied_page(
+        writer: Any, changes: Any, stats: Any
+    ) -> None:
+        write(writer, changes, stats)
+        applied.append(len(changes))
+        if len(applied) == 1:
+            asked = request_cancel(store, writer.run, admin_user)
+            assert asked.result == CancelResult.REQUESTED
 
-    ended = execute_run(run.pk, progress=admin_clicks_cancel_after_the_first_page)
+    monkeypatch.setattr(
+        engine.PlanWriter, "write", admin_clicks_cancel_after_the_first_applied_page
+    )
+
+    ended = execute_run(run.pk)
     assert ended.cancel_requested_at is not None
     assert ended.status == RunStatus.CANCELLED
-    # Whole pages only: what it applied is what it counted, and the rest is untouched.
-    assert 0 < ended.received < 30
+    assert ended.received == 30 and applied == [10]
+    # Whole pages only: what it applied is what it counted, each item with its
+    # history row, and the rest is untouched.
     changed = Item.objects.filter(store=store, stock=7).count()
-    assert changed == ended.stock_changed and changed < 30
+    assert changed == ended.stock_changed == 10
+    assert ItemChange.objects.filter(run=ended).count() == 10
     assert Item.objects.filter(store=store, stock=0).count() == 30 - changed
     connection.refresh_from_db()
     assert connection.watermark is None

@@ -20,7 +20,7 @@ from catalog.csv_import import import_csv
 from catalog.locks import set_erp_lock
 from catalog.models import ChangeSource, Item, ItemChange
 from catalog.writes import CatalogWriter
-from erp import undo
+from erp import engine, undo
 from erp.models import (
     AuditAction,
     AuditEvent,
@@ -556,19 +556,34 @@ def test_an_undo_declared_dead_while_it_writes_a_page_rolls_that_page_back(
 
 
 def test_a_failed_updates_applied_pages_are_undone_and_the_erp_page_still_says_it_failed(
-    admin_client: Client, store: Store, standin: Any, settings: Any
+    admin_client: Client, store: Store, standin: Any, settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from nonsistemas_standin.faults import Fault
-
     settings.VXM_NONSISTEMAS_PAGE_SIZE = 10
     connect(store, standin)
     skus = [sku_of(n) for n in range(50)]
     make_items(store, [(sku, 10, "1000.00") for sku in skus])
     standin.load([erp_row(standin, sku, "10.000", "2000.00") for sku in skus])
-    # A few pages of 10 get through, then the ERP rejects the token for good.
-    standin.inject(Fault("token_expired", times=2, after_requests=2))
+    # An update reads the whole ERP before it writes (a failure while reading
+    # leaves nothing to undo), then applies its pages, here one per transaction:
+    # two get in, then a deploy stops the process and the run ends failed.
+    monkeypatch.setattr(engine, "APPLY_ROWS", 1)
+    write = engine.PlanWriter.write
+    applied: list[int] = []
+
+    def then_sigterm_after_the_second_page(writer: Any, changes: Any, stats: Any) -> None:
+        write(writer, changes, stats)
+        applied.append(len(changes))
+        if len(applied) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(engine.PlanWriter, "write", then_sigterm_after_the_second_page)
     failed = sync(store, full=True)
-    assert failed.status == RunStatus.FAILED and 0 < failed.price_changed < 50
+    assert (failed.status, failed.error_code) == (RunStatus.FAILED, "interrupted")
+    # Two whole pages written (each item with its history row), the rest not.
+    written = sum(applied)
+    assert len(applied) == 2 and 0 < written < 50
+    assert failed.price_changed == written == ItemChange.objects.filter(run=failed).count()
+    assert Item.objects.filter(store=store, wholesale_price=Decimal("2000.00")).count() == written
 
     call_command("erp", "undo", store.slug, str(failed.pk), stdout=io.StringIO())
 
