@@ -243,8 +243,7 @@ class VerifyOutcome:
     code: str = ""
     product: str = ""
     version: str = ""
-    # The message untranslated with its parameters (erp/stored_text.py); None for an
-    # ErpError's message, which is Spanish only for now.
+    # The message untranslated with its parameters (erp/stored_text.py).
     packed: dict[str, Any] | None = None
 
     @property
@@ -294,7 +293,7 @@ def verify_connection(store: Store, *, user: Any = None, panel: bool = False) ->
         finally:
             source.close()
     except ErpError as e:
-        outcome = VerifyOutcome(ok=False, code=e.code, message=e.message)
+        outcome = VerifyOutcome(ok=False, code=e.code, message=e.message, packed=e.packed)
     except Exception:
         # A bug of ours, not a diagnosis: logged with its traceback, shown generically.
         logger.exception("verify of store %s crashed", store.slug)
