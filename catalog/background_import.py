@@ -17,11 +17,13 @@ from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.db.models import Q
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext
 
 from catalog.csv_import import ImportReport, check_csv, import_csv
 from catalog.models import CatalogImport, ImportStatus
 from stores.models import Membership, Store
+from vxm.language import chosen_language
 
 logger = logging.getLogger("catalog.import")
 
@@ -76,6 +78,16 @@ def run_queued_import(import_id: int) -> CatalogImport:
     if not claimed:  # delivered twice, or expired meanwhile
         return CatalogImport.objects.get(pk=import_id)
     job = CatalogImport.objects.select_related("store", "requested_by").get(pk=import_id)
+    # The report is read by who uploaded the file: written in their language (the
+    # store's default, Spanish, when they never chose one).
+    with translation.override(chosen_language(job.requested_by) or settings.LANGUAGE_CODE):
+        _apply(job)
+    job.refresh_from_db()
+    return job
+
+
+def _apply(job: CatalogImport) -> None:
+    import_id = job.pk
     try:
         with transaction.atomic():
             # Uploads come from the panel, always by a user: one deleted or no
@@ -87,8 +99,9 @@ def run_queued_import(import_id: int) -> CatalogImport:
                 ).exists()
             ):
                 report = ImportReport(
-                    file_error="No se importó nada: quien subió el archivo ya no administra "
-                    "esta tienda."
+                    file_error=gettext(
+                        "No se importó nada: quien subió el archivo ya no administra esta tienda."
+                    )
                 )
             else:
                 content = io.BytesIO(bytes(job.content))
@@ -99,13 +112,13 @@ def run_queued_import(import_id: int) -> CatalogImport:
         _record_outcome(
             import_id,
             ImportReport(
-                file_error="No se importó nada: falló por un error interno nuestro. Ya quedó "
-                "registrado; volvé a subir el archivo en unos minutos y, si se repite, "
-                "escribinos."
+                file_error=gettext(
+                    "No se importó nada: falló por un error interno nuestro. Ya quedó "
+                    "registrado; volvé a subir el archivo en unos minutos y, si se repite, "
+                    "escribinos."
+                )
             ),
         )
-    job.refresh_from_db()
-    return job
 
 
 def _record_outcome(import_id: int, report: ImportReport) -> None:
@@ -122,9 +135,12 @@ def expire_stale_imports(store: Store) -> int:
     """Mark imports whose worker never came or died as failed (nothing was written:
     the import is one transaction)."""
     now = timezone.now()
+    # Found by whoever looks at the imports (the request's language).
     interrupted = ImportReport(
-        file_error="No se importó nada: la importación se interrumpió antes de terminar. "
-        "Volvé a subir el archivo."
+        file_error=gettext(
+            "No se importó nada: la importación se interrumpió antes de terminar. "
+            "Volvé a subir el archivo."
+        )
     )
     cutoff = now - STALE_AFTER
     # A running import counts from when a worker took it, not from the upload: it

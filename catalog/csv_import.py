@@ -28,6 +28,8 @@ from typing import Any, NamedTuple, Protocol
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
 
 from catalog.models import ChangeSource, Item, change_for, clean_sku, sku_key
 from catalog.quantities import QuantityError, parse_price, parse_stock
@@ -60,8 +62,14 @@ MAX_REPORTED_ERRORS = 500
 SKU_MAX = Item._meta.get_field("sku").max_length or 100
 NAME_MAX = Item._meta.get_field("name").max_length or 300
 
-NOTHING_IMPORTED = "No se importó nada: corregí estas filas y volvé a subir el archivo."
-SAVE_AS_CSV = "Abrilo en Excel y usá «Guardar como» → «CSV UTF-8 (delimitado por comas)»."
+# The report is written in the language of who imports (the request's, the CLI's
+# LANG, or the uploader's for a background import: catalog/background_import.py).
+NOTHING_IMPORTED = gettext_lazy(
+    "No se importó nada: corregí estas filas y volvé a subir el archivo."
+)
+SAVE_AS_CSV = gettext_lazy(
+    "Abrilo en Excel y usá «Guardar como» → «CSV UTF-8 (delimitado por comas)»."
+)
 
 # Tried in order. UTF-8 first (the BOM, if any, is dropped by utf-8-sig); then what
 # Excel on Windows in Argentina writes; latin-1 decodes any byte, so it comes last.
@@ -149,13 +157,30 @@ class ImportReport:
         if self.file_error:
             return self.file_error
         if self.error_count:
-            return f"{NOTHING_IMPORTED} Filas con errores: {self.error_count}."
-        ambiguous = (
-            f", con SKU ambiguo {self.ambiguous} (no se importaron)" if self.ambiguous else ""
-        )
+            return _("%(nothing)s Filas con errores: %(count)s.") % {
+                "nothing": NOTHING_IMPORTED,
+                "count": self.error_count,
+            }
+        counts = {
+            "created": self.created,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "ambiguous": self.ambiguous,
+        }
+        if self.ambiguous:
+            return (
+                _(
+                    "Importación lista: creados %(created)s, actualizados %(updated)s, "
+                    "sin cambios %(unchanged)s, con SKU ambiguo %(ambiguous)s (no se importaron)."
+                )
+                % counts
+            )
         return (
-            f"Importación lista: creados {self.created}, actualizados {self.updated}, "
-            f"sin cambios {self.unchanged}{ambiguous}."
+            _(
+                "Importación lista: creados %(created)s, actualizados %(updated)s, "
+                "sin cambios %(unchanged)s."
+            )
+            % counts
         )
 
 
@@ -214,18 +239,25 @@ def _sniff_binary(f: BinaryFile) -> None:
     head = f.read(4096)
     f.seek(0)
     if not head.strip():
-        raise _FileProblem("El archivo está vacío.")
+        raise _FileProblem(_("El archivo está vacío."))
     if head.startswith(b"PK\x03\x04"):
-        raise _FileProblem(f"El archivo es un Excel (.xlsx), no un CSV. {SAVE_AS_CSV}")
+        raise _FileProblem(
+            _("El archivo es un Excel (.xlsx), no un CSV. %(how)s") % {"how": SAVE_AS_CSV}
+        )
     if head.startswith(b"\xd0\xcf\x11\xe0"):
-        raise _FileProblem(f"El archivo es un Excel antiguo (.xls), no un CSV. {SAVE_AS_CSV}")
+        raise _FileProblem(
+            _("El archivo es un Excel antiguo (.xls), no un CSV. %(how)s") % {"how": SAVE_AS_CSV}
+        )
     if head.startswith(b"%PDF"):
-        raise _FileProblem("El archivo es un PDF, no un CSV. Exportá el catálogo como CSV.")
+        raise _FileProblem(_("El archivo es un PDF, no un CSV. Exportá el catálogo como CSV."))
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        raise _FileProblem(f"El archivo está en formato «Texto Unicode» (UTF-16). {SAVE_AS_CSV}")
+        raise _FileProblem(
+            _("El archivo está en formato «Texto Unicode» (UTF-16). %(how)s") % {"how": SAVE_AS_CSV}
+        )
     if b"\x00" in head:
         raise _FileProblem(
-            f"El archivo no es un CSV de texto (tiene datos binarios). {SAVE_AS_CSV}"
+            _("El archivo no es un CSV de texto (tiene datos binarios). %(how)s")
+            % {"how": SAVE_AS_CSV}
         )
 
 
@@ -237,7 +269,7 @@ def _find_format(text: io.TextIOWrapper, encoding: str) -> tuple[_Format, int]:
         if raw.strip().strip(",;\t"):
             break
     else:
-        raise _FileProblem("El archivo está vacío.")
+        raise _FileProblem(_("El archivo está vacío."))
 
     found: list[str] = []
     for delimiter in DELIMITERS:
@@ -256,14 +288,22 @@ def _find_format(text: io.TextIOWrapper, encoding: str) -> tuple[_Format, int]:
         if missing or unknown or repeated:
             parts = []
             if missing:
-                parts.append("faltan las columnas " + ", ".join(missing))
+                parts.append(_("faltan las columnas %(columns)s") % {"columns": ", ".join(missing)})
             if unknown:
-                parts.append("no reconocemos las columnas " + ", ".join(f"«{c}»" for c in unknown))
+                parts.append(
+                    _("no reconocemos las columnas %(columns)s")
+                    % {"columns": ", ".join(f"«{c}»" for c in unknown)}
+                )
             if repeated:
-                parts.append("hay columnas repetidas: " + ", ".join(repeated))
+                parts.append(
+                    _("hay columnas repetidas: %(columns)s") % {"columns": ", ".join(repeated)}
+                )
             raise _FileProblem(
-                f"El encabezado (línea {line_no}) no es el esperado: {'; '.join(parts)}. "
-                f"La primera fila tiene que ser: {EXPECTED_HEADER}"
+                _(
+                    "El encabezado (línea %(line)s) no es el esperado: %(problems)s. "
+                    "La primera fila tiene que ser: %(header)s"
+                )
+                % {"line": line_no, "problems": "; ".join(parts), "header": EXPECTED_HEADER}
             )
         sku_at, name_at, stock_at, price_at = (cells.index(c) for c in COLUMNS)
         fmt = _Format(encoding, delimiter, (sku_at, name_at, stock_at, price_at), len(cells))
@@ -273,9 +313,11 @@ def _find_format(text: io.TextIOWrapper, encoding: str) -> tuple[_Format, int]:
     if len(shown) > 80:
         shown = shown[:80] + "…"
     raise _FileProblem(
-        f"Falta el encabezado o no es el esperado. La primera fila tiene que ser: "
-        f"{EXPECTED_HEADER} (separado por comas o por punto y coma); "
-        f"en el archivo es «{shown}»."
+        _(
+            "Falta el encabezado o no es el esperado. La primera fila tiene que ser: "
+            "%(header)s (separado por comas o por punto y coma); en el archivo es «%(shown)s»."
+        )
+        % {"header": EXPECTED_HEADER, "shown": shown}
     )
 
 
@@ -300,8 +342,11 @@ def _records(f: BinaryFile, encoding: str) -> tuple[_Format, Iterator[tuple[int,
             # In practice: a quote opened and never closed swallowed the rest of the
             # file into one enormous cell.
             raise _FileProblem(
-                f"El archivo no es un CSV válido cerca de la línea "
-                f"{reader_offset + previous_end + 1}: revisá que no haya comillas sin cerrar."
+                _(
+                    "El archivo no es un CSV válido cerca de la línea %(line)s: revisá que "
+                    "no haya comillas sin cerrar."
+                )
+                % {"line": reader_offset + previous_end + 1}
             ) from None
 
     return fmt, rows()
@@ -311,7 +356,7 @@ def _parse_row(fmt: _Format, line: int, cells: list[str]) -> _Row | RowError:
     row = _parse_cells(fmt, line, cells)
     if isinstance(row, RowError) and any("\n" in c or "\r" in c for c in cells):
         # A quote opened and never closed makes one cell swallow the next lines.
-        row.reason += " Una celda ocupa varias líneas: ¿hay comillas sin cerrar?"
+        row.reason += " " + _("Una celda ocupa varias líneas: ¿hay comillas sin cerrar?")
     return row
 
 
@@ -320,7 +365,8 @@ def _parse_cells(fmt: _Format, line: int, cells: list[str]) -> _Row | RowError:
         return RowError(
             line,
             cells[fmt.positions[0]].strip() if len(cells) > fmt.positions[0] else "",
-            f"Faltan columnas: tiene {len(cells)} y se esperan {fmt.width}.",
+            _("Faltan columnas: tiene %(count)s y se esperan %(width)s.")
+            % {"count": len(cells), "width": fmt.width},
         )
     sku = clean_sku(cells[fmt.positions[0]])
     if any("\x00" in c for c in cells):
@@ -329,26 +375,34 @@ def _parse_cells(fmt: _Format, line: int, cells: list[str]) -> _Row | RowError:
         return RowError(
             line,
             sku.replace("\x00", ""),
-            f"La fila tiene caracteres nulos (datos binarios). {SAVE_AS_CSV}",
+            _("La fila tiene caracteres nulos (datos binarios). %(how)s") % {"how": SAVE_AS_CSV},
         )
     if any(c.strip() for c in cells[fmt.width :]):
-        hint = (
-            " ¿Un precio con coma decimal sin comillas? Usá punto para los centavos "
-            "o separá las columnas con punto y coma."
-            if fmt.delimiter == ","
-            else " ¿Hay un separador de más?"
-        )
-        return RowError(line, sku, f"Tiene más columnas que el encabezado ({len(cells)}).{hint}")
+        if fmt.delimiter == ",":
+            said = _(
+                "Tiene más columnas que el encabezado (%(count)s). ¿Un precio con coma "
+                "decimal sin comillas? Usá punto para los centavos o separá las columnas "
+                "con punto y coma."
+            )
+        else:
+            said = _("Tiene más columnas que el encabezado (%(count)s). ¿Hay un separador de más?")
+        return RowError(line, sku, said % {"count": len(cells)})
     name = cells[fmt.positions[1]].strip()
     reasons: list[str] = []
     if not sku:
-        reasons.append("Falta el SKU.")
+        reasons.append(_("Falta el SKU."))
     elif len(sku) > SKU_MAX:
-        reasons.append(f"El SKU tiene {len(sku)} caracteres (máximo {SKU_MAX}).")
+        reasons.append(
+            _("El SKU tiene %(length)s caracteres (máximo %(max)s).")
+            % {"length": len(sku), "max": SKU_MAX}
+        )
     if not name:
-        reasons.append("Falta el nombre.")
+        reasons.append(_("Falta el nombre."))
     elif len(name) > NAME_MAX:
-        reasons.append(f"El nombre tiene {len(name)} caracteres (máximo {NAME_MAX}).")
+        reasons.append(
+            _("El nombre tiene %(length)s caracteres (máximo %(max)s).")
+            % {"length": len(name), "max": NAME_MAX}
+        )
     stock = price = None
     try:
         stock = parse_stock(cells[fmt.positions[2]])
@@ -396,7 +450,10 @@ def _check(f: BinaryFile, encoding: str, report: ImportReport) -> tuple[_Format,
         repeated = lines.setdefault(row.raw_sku, line)
         if repeated != line:
             report.add_error(
-                line, row.sku, f"SKU repetido: «{row.sku}» está en las líneas {repeated} y {line}."
+                line,
+                row.sku,
+                _("SKU repetido: «%(sku)s» está en las líneas %(first)s y %(line)s.")
+                % {"sku": row.sku, "first": repeated, "line": line},
             )
             continue
         key = sku_key(row.sku)
@@ -407,7 +464,7 @@ def _check(f: BinaryFile, encoding: str, report: ImportReport) -> tuple[_Format,
             spellings = shared.setdefault(key, [_Spelling(first[0], clean_sku(first[0]), first[1])])
             spellings.append(_Spelling(row.raw_sku, row.sku, line))
     if report.rows == 0:
-        raise _FileProblem("El archivo tiene el encabezado pero ningún producto.")
+        raise _FileProblem(_("El archivo tiene el encabezado pero ningún producto."))
     return fmt, shared
 
 
@@ -423,9 +480,11 @@ def _validate(f: BinaryFile) -> tuple[ImportReport, _Format | None, _SharedKeys]
                 continue  # not this encoding: start over with the next one
             report.encoding, report.delimiter = fmt.encoding, fmt.delimiter
             return report, (fmt if report.ok else None), shared
-        raise _FileProblem(f"No pudimos leer el texto del archivo. {SAVE_AS_CSV}")
+        raise _FileProblem(
+            _("No pudimos leer el texto del archivo. %(how)s") % {"how": SAVE_AS_CSV}
+        )
     except _FileProblem as e:
-        return ImportReport(file_error=f"No se importó nada. {e}"), None, {}
+        return ImportReport(file_error=_("No se importó nada. %(why)s") % {"why": e}), None, {}
 
 
 def check_csv(f: BinaryFile) -> ImportReport:
@@ -441,13 +500,15 @@ def check_csv(f: BinaryFile) -> ImportReport:
 
 
 def _chunks(f: BinaryFile, fmt: _Format) -> Iterator[list[_Row]]:
-    _, records = _records(f, fmt.encoding)
+    _format, records = _records(f, fmt.encoding)
     chunk: list[_Row] = []
     for line, cells in records:
         row = _parse_row(fmt, line, cells)
         # Pass 1 accepted every row, so this holds unless the file changed under us.
         if isinstance(row, RowError):
-            raise _FileProblem(f"El archivo cambió durante la importación (línea {line}).")
+            raise _FileProblem(
+                _("El archivo cambió durante la importación (línea %(line)s).") % {"line": line}
+            )
         chunk.append(row)
         if len(chunk) == CHUNK_ROWS:
             yield chunk
@@ -468,8 +529,10 @@ class _Stored(NamedTuple):
 
 
 def _quoted(skus: list[str], limit: int = 5) -> str:
-    shown = ", ".join(f"«{sku}»" for sku in skus[:limit])
-    return shown + (f" y {len(skus) - limit} más" if len(skus) > limit else "")
+    shown = ", ".join(_("«%(sku)s»") % {"sku": sku} for sku in skus[:limit])
+    if len(skus) <= limit:
+        return shown
+    return _("%(shown)s y %(more)s más") % {"shown": shown, "more": len(skus) - limit}
 
 
 def _match(
@@ -495,21 +558,30 @@ def _match(
             if item.sku == row.sku:
                 return item
     if others:
-        lines = ", ".join(f"«{o.raw}» (línea {o.line})" for o in others[:5])
-        return (
-            f"El archivo también tiene {lines}, que difiere{'n' if len(others) > 1 else ''} "
-            f"de «{row.raw_sku}» sólo en mayúsculas o espacios: sería el mismo producto y "
-            "no se importó esta fila. Dejá una sola fila por producto, con el SKU escrito "
-            "como en el catálogo."
+        lines = ", ".join(
+            _("«%(sku)s» (línea %(line)s)") % {"sku": o.raw, "line": o.line} for o in others[:5]
         )
+        return ngettext(
+            "El archivo también tiene %(lines)s, que difiere de «%(sku)s» sólo en mayúsculas "
+            "o espacios: sería el mismo producto y no se importó esta fila. Dejá una sola "
+            "fila por producto, con el SKU escrito como en el catálogo.",
+            "El archivo también tiene %(lines)s, que difieren de «%(sku)s» sólo en mayúsculas "
+            "o espacios: sería el mismo producto y no se importó esta fila. Dejá una sola "
+            "fila por producto, con el SKU escrito como en el catálogo.",
+            len(others),
+        ) % {"lines": lines, "sku": row.raw_sku}
     # Only this row has its key in the file (`others` is empty), and the fast path
     # above did not decide: several items share it.
-    return (
-        f"La tienda tiene {len(candidates)} productos cuyo SKU difiere de «{row.sku}» sólo "
-        f"en mayúsculas o espacios ({_quoted(sorted(i.sku for i in candidates))}): no "
+    return _(
+        "La tienda tiene %(count)s productos cuyo SKU difiere de «%(sku)s» sólo "
+        "en mayúsculas o espacios (%(skus)s): no "
         "sabemos cuál actualizar y no se tocó ninguno. Escribí el SKU exactamente como "
         "el del producto que querés actualizar."
-    )
+    ) % {
+        "count": len(candidates),
+        "sku": row.sku,
+        "skus": _quoted(sorted(i.sku for i in candidates)),
+    }
 
 
 def _apply_chunk(
@@ -630,10 +702,12 @@ def import_csv(
         report.skipped = []
         report.warnings, report.warning_count = file_warnings, warning_count
         report.file_error = (
-            f"No se importó nada. {e}"
+            _("No se importó nada. %(why)s") % {"why": e}
             if isinstance(e, _FileProblem)
-            else "No se importó nada: el catálogo cambió mientras se importaba (otro proceso "
-            "creó alguno de estos SKU). Volvé a subir el archivo."
+            else _(
+                "No se importó nada: el catálogo cambió mientras se importaba (otro proceso "
+                "creó alguno de estos SKU). Volvé a subir el archivo."
+            )
         )
         return report
     report.applied = True

@@ -14,6 +14,7 @@ from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from catalog.models import ChangeSource, Item, ItemChange, clean_sku, sku_key
 from stores.models import Store
@@ -44,13 +45,20 @@ def find_items(store: Store, skus: Iterable[str]) -> list[Item]:
         elif len(candidates) == 1:
             item = candidates[0]
         elif not candidates:
-            problems.append(f"«{raw}»: no hay ningún producto con ese SKU en «{store.slug}».")
+            problems.append(
+                _("«%(sku)s»: no hay ningún producto con ese SKU en «%(store)s».")
+                % {"sku": raw, "store": store.slug}
+            )
             continue
         else:
-            listed = ", ".join(f"«{i.sku}»" for i in candidates)
+            listed = ", ".join(_("«%(sku)s»") % {"sku": i.sku} for i in candidates)
             problems.append(
-                f"«{raw}»: varios productos tienen ese SKU al ignorar mayúsculas y espacios "
-                f"({listed}); escribilo exactamente como el del producto que querés."
+                _(
+                    "«%(sku)s»: varios productos tienen ese SKU al ignorar mayúsculas y "
+                    "espacios (%(listed)s); escribilo exactamente como el del producto que "
+                    "querés."
+                )
+                % {"sku": raw, "listed": listed}
             )
             continue
         found[item.pk] = item

@@ -245,8 +245,7 @@ class VerifyOutcome:
     code: str = ""
     product: str = ""
     version: str = ""
-    # The message untranslated with its parameters (erp/stored_text.py); None for an
-    # ErpError's message, which is Spanish only for now.
+    # The message untranslated with its parameters (erp/stored_text.py).
     packed: dict[str, Any] | None = None
 
     @property
@@ -296,7 +295,7 @@ def verify_connection(store: Store, *, user: Any = None, panel: bool = False) ->
         finally:
             source.close()
     except ErpError as e:
-        outcome = VerifyOutcome(ok=False, code=e.code, message=e.message)
+        outcome = VerifyOutcome(ok=False, code=e.code, message=e.message, packed=e.packed)
     except Exception:
         # A bug of ours, not a diagnosis: logged with its traceback, shown generically.
         logger.exception("verify of store %s crashed", store.slug)
@@ -317,12 +316,19 @@ def verify_connection(store: Store, *, user: Any = None, panel: bool = False) ->
             version=verification.version,
         )
     connection.record_check(ok=outcome.ok, message=outcome.message, message_i18n=outcome.packed)
-    detail = (
-        f"Correcta: {outcome.product} {outcome.version}"
-        if outcome.ok
-        else f"Falló: {outcome.message}"
+    # The audit row's detail, shown in the reader's language (the failure's own
+    # message packed inside, so it is translated too).
+    if outcome.ok:
+        said = gettext_noop("Correcta: %(product)s %(version)s")
+        params: dict[str, Any] = {"product": outcome.product, "version": outcome.version}
+        detail = said % params
+    else:
+        said = gettext_noop("Falló: %(error)s")
+        params = {"error": outcome.packed or outcome.message}
+        detail = said % {"error": outcome.message}
+    AuditEvent.objects.filter(pk=event.pk).update(
+        detail=printable(detail)[:500], detail_i18n=stored_text.pack(said, **params)
     )
-    AuditEvent.objects.filter(pk=event.pk).update(detail=printable(detail)[:500])
     return outcome
 
 

@@ -7,7 +7,11 @@ again will not help until someone changes something (wrong password, a URL that
 is not an ERP), False when a later try may succeed (timeouts, 5xx, rate limits).
 """
 
+from typing import Any
+
 from django.db import models
+
+from erp import stored_text
 
 
 class ErrorCode(models.TextChoices):
@@ -58,12 +62,53 @@ def storable(text: str) -> bool:
 
 
 class ErpError(Exception):
-    def __init__(self, code: str, message: str, *, permanent: bool = False) -> None:
-        message = printable(message)
-        super().__init__(message)
+    """An ERP failure, with its message for the store's admin.
+
+    `message` is the Spanish msgid (marked with `gettext_noop` where it is written)
+    with named `%(name)s` placeholders filled from `params`. `.message` is the
+    Spanish text, stored as before (a run's error, the last check); `.packed` is
+    the msgid and its parameters for the stored text's JSON twin and `.shown` the
+    message in the active language (erp/stored_text.py). A parameter may be
+    another ErpError (a message that wraps one): its text is then translated too.
+    """
+
+    message: str
+    msgid: str
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        permanent: bool = False,
+        params: dict[str, Any] | None = None,
+    ) -> None:
+        self.msgid = str(message)
+        self.params = dict(params or {})
+        spanish = {
+            name: value.message if isinstance(value, ErpError) else value
+            for name, value in self.params.items()
+        }
+        text = printable(self.msgid % spanish if params else self.msgid)
+        super().__init__(text)
         self.code = code
-        self.message = message
+        self.message = text
         self.permanent = permanent
+
+    @property
+    def packed(self) -> dict[str, Any]:
+        return stored_text.pack(
+            self.msgid,
+            **{
+                name: value.packed if isinstance(value, ErpError) else printable(str(value))
+                for name, value in self.params.items()
+            },
+        )
+
+    @property
+    def shown(self) -> str:
+        """The message in the active language (the reader's, or the CLI's)."""
+        return stored_text.render(self.packed, self.message)
 
     def __str__(self) -> str:
         return self.message

@@ -242,7 +242,7 @@ class ConnectionForm(forms.Form):
                 url, allow_local=allow_local, allowed_ports=url_guard.allowed_ports_from_settings()
             )
         except ErpError as e:
-            raise forms.ValidationError(e.message, code=e.code) from None
+            raise forms.ValidationError(e.shown, code=e.code) from None
         # A name that resolves to an internal address is refused now, so the admin
         # hears it here rather than at the first update. This is feedback only:
         # every connection checks again, on the addresses it really connects to.
@@ -254,7 +254,7 @@ class ConnectionForm(forms.Form):
             # A name that does not resolve (yet, or right now) may still be saved:
             # "Verificar conexión" says what is wrong with it.
             if e.code != ErrorCode.DNS:
-                raise forms.ValidationError(e.message, code=e.code) from None
+                raise forms.ValidationError(e.shown, code=e.code) from None
         return url
 
     def clean_username(self) -> str:

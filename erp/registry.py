@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.utils.functional import Promise
+from django.utils.translation import gettext_noop
 from django.views.decorators.debug import sensitive_variables
 
 from erp import url_guard
@@ -38,7 +39,12 @@ def provider(kind: str) -> Provider:
     try:
         return providers()[kind]
     except KeyError:
-        raise ErpError(ErrorCode.INTERNAL, f"ERP desconocido: {kind}", permanent=True) from None
+        raise ErpError(
+            ErrorCode.INTERNAL,
+            gettext_noop("ERP desconocido: %(kind)s"),
+            permanent=True,
+            params={"kind": kind},
+        ) from None
 
 
 # `password` is a local here: hidden from Django's error reports.
@@ -49,8 +55,10 @@ def source_for(connection: "Connection") -> ErpSource:
     except SecretUnreadable as e:
         raise ErpError(
             ErrorCode.SECRET_UNREADABLE,
-            "La contraseña guardada de NonSistemas no se puede leer (cambió la clave de "
-            "cifrado del servidor). Volvé a escribir la contraseña en la configuración.",
+            gettext_noop(
+                "La contraseña guardada de NonSistemas no se puede leer (cambió la clave de "
+                "cifrado del servidor). Volvé a escribir la contraseña en la configuración."
+            ),
             permanent=True,
         ) from e
     # The stored URL passed the settings form's rules when it was saved; checked

@@ -31,15 +31,33 @@ PARAMS = "params"
 def pack(msgid: str, **params: Any) -> dict[str, Any]:
     """The JSON to store beside the text: `msgid` untranslated, its parameters as
     text (a Decimal or a datetime must survive the JSON)."""
-    return {MSGID: str(msgid), PARAMS: {name: str(value) for name, value in params.items()}}
+    return {
+        MSGID: str(msgid),
+        # A packed message as a parameter (an error that wraps another) stays packed,
+        # so that it is translated too.
+        PARAMS: {name: _packed_or_text(value) for name, value in params.items()},
+    }
+
+
+def _packed_or_text(value: Any) -> Any:
+    return value if _is_packed(value) else str(value)
+
+
+def _is_packed(value: Any) -> bool:
+    return isinstance(value, dict) and isinstance(value.get(MSGID), str)
 
 
 def render(packed: Any, fallback: str) -> str:
     """`packed` in the active language, or `fallback` (the stored text) when there is
     nothing usable to translate."""
-    if not isinstance(packed, dict) or not isinstance(packed.get(MSGID), str):
+    if not _is_packed(packed):
         return fallback
     params = packed.get(PARAMS) or {}
+    if not isinstance(params, dict):
+        return fallback
+    params = {
+        name: render(value, "") if _is_packed(value) else value for name, value in params.items()
+    }
     translated = gettext(packed[MSGID])
     if not params:
         return translated

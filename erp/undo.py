@@ -42,6 +42,8 @@ from typing import Any
 from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from catalog.models import ChangeSource, Item, ItemChange
 from catalog.templatetags.money import money, thousands
@@ -78,7 +80,8 @@ UNDOABLE_STATUSES = (
 # or interrupted undo can be asked again; it finishes what the first one left.
 DONE_STATUSES = (RunStatus.SUCCEEDED, RunStatus.WARNINGS)
 
-NOTHING_IN_ERP = (
+# Shown on the run page and by the CLI, in the reader's language.
+NOTHING_IN_ERP = gettext_lazy(
     "Deshacer no cambia nada en NonSistemas: la próxima actualización completa vuelve a "
     "traer sus valores."
 )
@@ -119,25 +122,25 @@ def refusal(run: Run) -> str:
     """Why `run` cannot be undone, in words for its admin; "" if it can (as far as
     the run itself goes: another run in progress is found out when asking)."""
     if run.mode == RunMode.PREVIEW:
-        return "Es una vista previa: no cambió nada en la tienda, no hay nada que deshacer."
+        return _("Es una vista previa: no cambió nada en la tienda, no hay nada que deshacer.")
     if run.mode == RunMode.UNDO:
-        return (
+        return _(
             "Esto ya es un «Deshacer» y no se deshace. Para volver a los valores de "
             "NonSistemas, hacé una actualización completa."
         )
     if run.status == RunStatus.HELD:
-        return "Está retenida: todavía no cambió nada. Aplicala o descartala desde esta página."
+        return _("Está retenida: todavía no cambió nada. Aplicala o descartala desde esta página.")
     if run.status == RunStatus.DISCARDED:
-        return "Se descartó sin aplicarse: no cambió nada, no hay nada que deshacer."
+        return _("Se descartó sin aplicarse: no cambió nada, no hay nada que deshacer.")
     if run.status in ACTIVE_STATUSES:
-        return "Todavía está en curso; esperá a que termine."
+        return _("Todavía está en curso; esperá a que termine.")
     if run.status not in UNDOABLE_STATUSES:
-        return "Esta actualización no se puede deshacer."
+        return _("Esta actualización no se puede deshacer.")
     done = successful_undo(run)
     if done is not None:
-        return f"Ya se deshizo en #{done.pk}."
+        return _("Ya se deshizo en #%(id)s.") % {"id": done.pk}
     if not _changes_of(run).exists():
-        return "No cambió ningún producto: no hay nada que deshacer."
+        return _("No cambió ningún producto: no hay nada que deshacer.")
     return ""
 
 
@@ -165,12 +168,18 @@ def request_undo(
     caller to execute (`execute_undo`, the CLI). Raises UndoRefused."""
     target = Run.objects.filter(pk=run_id, store=store).first()
     if target is None:
-        raise UndoRefused(f"La tienda {store.slug} no tiene una actualización #{run_id}.")
+        raise UndoRefused(
+            _("La tienda %(store)s no tiene una actualización #%(id)s.")
+            % {"store": store.slug, "id": run_id}
+        )
     expire_stale_runs(store)
     target.refresh_from_db()
     why = refusal(target)
     if why:
-        raise UndoRefused(f"No se puede deshacer la actualización #{target.pk}: {why}")
+        raise UndoRefused(
+            _("No se puede deshacer la actualización #%(id)s: %(why)s")
+            % {"id": target.pk, "why": why}
+        )
     requested_by = user if user is not None and user.is_authenticated else None
     try:
         with transaction.atomic():
@@ -199,7 +208,8 @@ def request_undo(
         if busy is None:  # it finished in between: the caller may ask again
             raise
         raise UndoRefused(
-            f"Hay una actualización en curso (#{busy.pk}); esperá a que termine.", busy=busy
+            _("Hay una actualización en curso (#%(id)s); esperá a que termine.") % {"id": busy.pk},
+            busy=busy,
         ) from None
     return run
 

@@ -45,6 +45,7 @@ import certifi
 import httpcore
 import httpx
 import idna
+from django.utils.translation import gettext_noop
 
 # httpcore's plain socket stream: public behaviour (read/write/start_tls) that we
 # need unchanged, defined in a private module. httpx 0.28 requires httpcore 1.*.
@@ -337,19 +338,23 @@ def _ends_in_number(host: str) -> bool:
     return last.isascii() and (last.isdigit() or bool(_HEX_LABEL.fullmatch(last)))
 
 
-def _malformed(message: str) -> ErpError:
-    return ErpError(ErrorCode.MALFORMED_URL, message, permanent=True)
+def _malformed(message: str, **params: Any) -> ErpError:
+    return ErpError(ErrorCode.MALFORMED_URL, message, permanent=True, params=params)
 
 
-def _not_allowed(message: str) -> ErpError:
-    return ErpError(ErrorCode.URL_NOT_ALLOWED, message, permanent=True)
+def _not_allowed(message: str, **params: Any) -> ErpError:
+    return ErpError(ErrorCode.URL_NOT_ALLOWED, message, permanent=True, params=params)
 
 
-def _internal_address_message(shown: str) -> str:
-    return (
-        f"La dirección {shown} pertenece a una red interna o reservada. Por seguridad "
-        "solo nos conectamos a servidores públicos en Internet: escribí la dirección "
-        f"pública de tu ERP (por ejemplo {_EXAMPLE})."
+def _internal_address(shown: str) -> ErpError:
+    return _not_allowed(
+        gettext_noop(
+            "La dirección %(address)s pertenece a una red interna o reservada. Por seguridad "
+            "solo nos conectamos a servidores públicos en Internet: escribí la dirección "
+            "pública de tu ERP (por ejemplo %(example)s)."
+        ),
+        address=shown,
+        example=_EXAMPLE,
     )
 
 
@@ -361,12 +366,15 @@ def _parse_host(raw: str, *, allow_local: bool) -> tuple[str, IPAddress | None]:
     """
     if not raw:
         raise _malformed(
-            f"Falta el nombre del servidor: escribí la dirección completa, como {_EXAMPLE}."
+            gettext_noop(
+                "Falta el nombre del servidor: escribí la dirección completa, como %(example)s."
+            ),
+            example=_EXAMPLE,
         )
     if raw.startswith("["):
         return _parse_ipv6_literal(raw, allow_local=allow_local)
     if "%" in raw or "[" in raw or "]" in raw or ":" in raw:
-        raise _malformed(f"El nombre de servidor «{raw}» no es válido.")
+        raise _malformed(gettext_noop("El nombre de servidor «%(raw)s» no es válido."), raw=raw)
     try:
         # UTS #46 first, as browsers and WHATWG do: it maps full-width digits and
         # dots (U+FF11, U+FF0E...), circled digits and uppercase to ASCII, so the
@@ -374,45 +382,67 @@ def _parse_host(raw: str, *, allow_local: bool) -> tuple[str, IPAddress | None]:
         # "@", "/", full-width "@" and the like.
         host = idna.encode(raw, uts46=True, std3_rules=True, transitional=False).decode("ascii")
     except (idna.IDNAError, UnicodeError, ValueError):
-        raise _malformed(f"El nombre de servidor «{raw}» no es válido.") from None
+        raise _malformed(
+            gettext_noop("El nombre de servidor «%(raw)s» no es válido."), raw=raw
+        ) from None
     host = host.lower().removesuffix(".")  # one trailing dot (FQDN) is the same name
     if not host or len(host) > _MAX_HOST_LENGTH or not _LDH_HOST.fullmatch(host):
-        raise _malformed(f"El nombre de servidor «{raw}» no es válido.")
+        raise _malformed(gettext_noop("El nombre de servidor «%(raw)s» no es válido."), raw=raw)
 
     if _ends_in_number(host):
         ip = _inet_aton(host)
         if ip is None:
-            raise _malformed(f"«{raw}» no es ni un nombre de servidor ni una dirección IP válida.")
+            raise _malformed(
+                gettext_noop(
+                    "«%(raw)s» no es ni un nombre de servidor ni una dirección IP válida."
+                ),
+                raw=raw,
+            )
         if _is_refused(ip, allow_local=allow_local):
-            raise _not_allowed(_internal_address_message(str(ip)))
+            raise _internal_address(str(ip))
         if host != str(ip):
             # A public address in octal/hex/short form: refused rather than
             # rewritten, because the admin surely did not mean what libc reads.
             raise _malformed(
-                f"Escribí la dirección IP como cuatro números decimales separados por "
-                f"puntos: «{raw}» se lee como {ip}."
+                gettext_noop(
+                    "Escribí la dirección IP como cuatro números decimales separados por "
+                    "puntos: «%(raw)s» se lee como %(ip)s."
+                ),
+                raw=raw,
+                ip=ip,
             )
         return host, ip
 
     if not allow_local:
         if host in _LOCAL_NAMES or host.endswith(_LOCAL_SUFFIXES):
             raise _not_allowed(
-                f"«{host}» es un nombre de una red interna. Escribí la dirección pública "
-                f"de tu ERP (por ejemplo {_EXAMPLE})."
+                gettext_noop(
+                    "«%(host)s» es un nombre de una red interna. Escribí la dirección pública "
+                    "de tu ERP (por ejemplo %(example)s)."
+                ),
+                host=host,
+                example=_EXAMPLE,
             )
         if "." not in host:
             # A single label only resolves through /etc/hosts or search domains,
             # i.e. inside our own network.
             raise _not_allowed(
-                f"Escribí el nombre completo del servidor, con su dominio "
-                f"(por ejemplo {_EXAMPLE} en lugar de «{host}»)."
+                gettext_noop(
+                    "Escribí el nombre completo del servidor, con su dominio "
+                    "(por ejemplo %(example)s en lugar de «%(host)s»)."
+                ),
+                example=_EXAMPLE,
+                host=host,
             )
     return host, None
 
 
 def _parse_ipv6_literal(raw: str, *, allow_local: bool) -> tuple[str, IPAddress]:
     if not raw.endswith("]"):
-        raise _malformed(f"La dirección IPv6 «{raw}» no es válida: falta el corchete final.")
+        raise _malformed(
+            gettext_noop("La dirección IPv6 «%(raw)s» no es válida: falta el corchete final."),
+            raw=raw,
+        )
     inner = raw[1:-1]
     # RFC 6874 zone identifiers ("[fe80::1%25eth0]") only make sense on a local
     # link: parsed so the message is right, and refused in every mode.
@@ -420,9 +450,11 @@ def _parse_ipv6_literal(raw: str, *, allow_local: bool) -> tuple[str, IPAddress]
     try:
         ip = ipaddress.IPv6Address(address_text)
     except ValueError:
-        raise _malformed(f"La dirección IPv6 «{raw}» no es válida.") from None
+        raise _malformed(
+            gettext_noop("La dirección IPv6 «%(raw)s» no es válida."), raw=raw
+        ) from None
     if zone_sep or _is_refused(ip, allow_local=allow_local):
-        raise _not_allowed(_internal_address_message(f"[{ip.compressed}]"))
+        raise _internal_address(f"[{ip.compressed}]")
     return f"[{ip.compressed}]", ip
 
 
@@ -459,19 +491,26 @@ def check_url(
     Spaces around the URL are ignored; anywhere else they are refused.
     """
     if not isinstance(url, str) or not url.strip(" "):
-        raise _malformed(f"Escribí la dirección de tu ERP, por ejemplo {_EXAMPLE}.")
+        raise _malformed(
+            gettext_noop("Escribí la dirección de tu ERP, por ejemplo %(example)s."),
+            example=_EXAMPLE,
+        )
     text = url.strip(" ")
     if len(text) > _MAX_URL_LENGTH:
-        raise _malformed("La dirección es demasiado larga.")
+        raise _malformed(gettext_noop("La dirección es demasiado larga."))
     if any(_is_invisible(ch) for ch in text):
         raise _malformed(
-            "La dirección contiene espacios, saltos de línea, tabulaciones u otros "
-            "caracteres invisibles: escribila de nuevo sin ellos."
+            gettext_noop(
+                "La dirección contiene espacios, saltos de línea, tabulaciones u otros "
+                "caracteres invisibles: escribila de nuevo sin ellos."
+            )
         )
     if "\\" in text:
         # Browsers read "\" as "/" and Python's urllib does not: a URL that two
         # parsers split differently is how "https://a.com\@evil/" tricks work.
-        raise _malformed(r"La dirección contiene una barra invertida (\): usá solo barras (/).")
+        raise _malformed(
+            gettext_noop(r"La dirección contiene una barra invertida (\): usá solo barras (/).")
+        )
 
     scheme_match = _SCHEME.match(text)
     rest = text[scheme_match.end() :] if scheme_match else ""
@@ -480,27 +519,43 @@ def check_url(
     ):
         # "erp.example.com", "erp.example.com:8443/ns", "localhost:8000"...
         raise _malformed(
-            f"Escribí la dirección completa, empezando con https:// (por ejemplo {_EXAMPLE})."
+            gettext_noop(
+                "Escribí la dirección completa, empezando con https:// (por ejemplo %(example)s)."
+            ),
+            example=_EXAMPLE,
         )
     scheme = scheme_match.group(1).lower()
     allowed_schemes = ("https", "http") if allow_local else ("https",)
     if scheme not in allowed_schemes:
         if scheme == "http":
             raise _not_allowed(
-                "Solo se aceptan direcciones https://: la conexión con el ERP debe ir "
-                "cifrada. Cambiá http:// por https://."
+                gettext_noop(
+                    "Solo se aceptan direcciones https://: la conexión con el ERP debe ir "
+                    "cifrada. Cambiá http:// por https://."
+                )
             )
         raise _not_allowed(
-            f"Solo se aceptan direcciones https:// (por ejemplo {_EXAMPLE}); "
-            f"«{scheme}:» no está permitido."
+            gettext_noop(
+                "Solo se aceptan direcciones https:// (por ejemplo %(example)s); "
+                "«%(scheme)s:» no está permitido."
+            ),
+            example=_EXAMPLE,
+            scheme=scheme,
         )
     if not rest.startswith("//"):
         raise _malformed(
-            f"Escribí la dirección completa, empezando con {scheme}:// (por ejemplo {_EXAMPLE})."
+            gettext_noop(
+                "Escribí la dirección completa, empezando con %(scheme)s:// (por ejemplo "
+                "%(example)s)."
+            ),
+            scheme=scheme,
+            example=_EXAMPLE,
         )
     if "?" in rest or "#" in rest:
         raise _malformed(
-            "La dirección base del ERP no lleva «?» ni «#»: borrá desde ese signo en adelante."
+            gettext_noop(
+                "La dirección base del ERP no lleva «?» ni «#»: borrá desde ese signo en adelante."
+            )
         )
 
     authority, slash, path = rest[2:].partition("/")
@@ -508,8 +563,11 @@ def check_url(
     if "@" in authority:
         # Userinfo, and every "https://erp.example.com@169.254.169.254/" trick.
         raise _malformed(
-            "La dirección no debe incluir usuario ni contraseña (nada antes de una «@»): "
-            "escribilos en los campos Usuario y Contraseña y dejá en la dirección solo el servidor."
+            gettext_noop(
+                "La dirección no debe incluir usuario ni contraseña (nada antes de una «@»): "
+                "escribilos en los campos Usuario y Contraseña y dejá en la dirección solo el "
+                "servidor."
+            )
         )
 
     host_text, port_text = _split_host_port(authority)
@@ -525,16 +583,24 @@ def _split_host_port(authority: str) -> tuple[str, str | None]:
     if authority.startswith("["):
         end = authority.find("]")
         if end == -1:
-            raise _malformed(f"La dirección IPv6 «{authority}» no es válida: falta «]».")
+            raise _malformed(
+                gettext_noop("La dirección IPv6 «%(authority)s» no es válida: falta «]»."),
+                authority=authority,
+            )
         host, after = authority[: end + 1], authority[end + 1 :]
         if not after:
             return host, None
         if not after.startswith(":"):
-            raise _malformed(f"«{authority}» no es un servidor válido.")
+            raise _malformed(
+                gettext_noop("«%(authority)s» no es un servidor válido."), authority=authority
+            )
         return host, after[1:]
     if authority.count(":") > 1:
         raise _malformed(
-            f"«{authority}» no es un servidor válido (una dirección IPv6 va entre corchetes)."
+            gettext_noop(
+                "«%(authority)s» no es un servidor válido (una dirección IPv6 va entre corchetes)."
+            ),
+            authority=authority,
         )
     host, colon, port = authority.partition(":")
     return host, (port if colon else None)
@@ -548,14 +614,21 @@ def _parse_port(
     else:
         if not _PORT.fullmatch(text) or not 1 <= int(text) <= 65535:
             raise _malformed(
-                f"El puerto «{text}» no es válido: debe ser un número entre 1 y 65535."
+                gettext_noop(
+                    "El puerto «%(port)s» no es válido: debe ser un número entre 1 y 65535."
+                ),
+                port=text,
             )
         port = int(text)
     if not allow_local and port not in allowed:
         shown = ", ".join(str(p) for p in sorted(allowed)) or "ninguno"
         raise _not_allowed(
-            f"El puerto {port} no está permitido. Usá el puerto estándar de https "
-            f"(sin escribir puerto) o uno de estos: {shown}."
+            gettext_noop(
+                "El puerto %(port)s no está permitido. Usá el puerto estándar de https "
+                "(sin escribir puerto) o uno de estos: %(ports)s."
+            ),
+            port=port,
+            ports=shown,
         )
     return port
 
@@ -569,27 +642,39 @@ def _normalize_path(path: str) -> str:
     bad = sorted({ch for ch in encoded if ch not in _PATH_SAFE and ch != "%"})
     if bad:
         raise _malformed(
-            f"La ruta de la dirección tiene caracteres no permitidos: {' '.join(bad)}."
+            gettext_noop("La ruta de la dirección tiene caracteres no permitidos: %(chars)s."),
+            chars=" ".join(bad),
         )
     if "//" in encoded:
         raise _malformed(
-            "La ruta de la dirección no puede tener «//»: escribila tal como figura en tu ERP."
+            gettext_noop(
+                "La ruta de la dirección no puede tener «//»: escribila tal como figura en tu ERP."
+            )
         )
     if "%" in _PCT.sub("", encoded):
-        raise _malformed("La ruta de la dirección tiene un «%» que no es un código válido.")
+        raise _malformed(
+            gettext_noop("La ruta de la dirección tiene un «%» que no es un código válido.")
+        )
     for escape in _PCT.findall(encoded):
         byte = int(escape[1:], 16)
         # Encoded controls, "/" and "\" mean different things to different servers.
         if byte < 0x20 or byte == 0x7F or chr(byte) in "/\\":
-            raise _malformed(f"La ruta de la dirección contiene un código no permitido ({escape}).")
+            raise _malformed(
+                gettext_noop(
+                    "La ruta de la dirección contiene un código no permitido (%(escape)s)."
+                ),
+                escape=escape,
+            )
     segments = encoded.strip("/").split("/")
     if encoded.strip("/"):
         for segment in segments:
             decoded = _PCT.sub(lambda m: chr(int(m.group(0)[1:], 16)), segment)
             if decoded in (".", ".."):
                 raise _malformed(
-                    "La ruta de la dirección no puede tener «/./» ni «/../»: "
-                    "escribila tal como figura en tu ERP."
+                    gettext_noop(
+                        "La ruta de la dirección no puede tener «/./» ni «/../»: "
+                        "escribila tal como figura en tu ERP."
+                    )
                 )
         return "/" + "/".join(segments) + "/"
     return "/"
@@ -625,9 +710,9 @@ def _url_host(host: str) -> str:
 
 def _resolve_checked(host: str, port: int, *, allow_local: bool) -> list[IPAddress]:
     if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-        raise _malformed(f"El puerto «{port}» no es válido.")
+        raise _malformed(gettext_noop("El puerto «%(port)s» no es válido."), port=port)
     if not isinstance(host, str) or any(_is_invisible(ch) for ch in host):
-        raise _malformed("El nombre del servidor contiene caracteres no permitidos.")
+        raise _malformed(gettext_noop("El nombre del servidor contiene caracteres no permitidos."))
     name, literal = _parse_host(_url_host(host), allow_local=allow_local)
     if literal is not None:
         return [literal]  # already checked by _parse_host; nothing to resolve
@@ -642,12 +727,17 @@ def _resolve_checked(host: str, port: int, *, allow_local: bool) -> list[IPAddre
         temporary = e.errno in (socket.EAI_AGAIN, getattr(socket, "EAI_SYSTEM", None))
         raise ErpError(
             ErrorCode.DNS,
-            f"No encontramos el servidor «{name}». Revisá que el nombre esté bien "
-            "escrito (por ejemplo miempresa.nonsistemas.com).",
+            gettext_noop(
+                "No encontramos el servidor «%(name)s». Revisá que el nombre esté bien "
+                "escrito (por ejemplo miempresa.nonsistemas.com)."
+            ),
+            params={"name": name},
             permanent=not temporary,
         ) from e
     except (UnicodeError, ValueError) as e:
-        raise _malformed(f"El nombre de servidor «{name}» no es válido.") from e
+        raise _malformed(
+            gettext_noop("El nombre de servidor «%(name)s» no es válido."), name=name
+        ) from e
 
     addresses: list[IPAddress] = []
     for family, _type, _proto, _canon, sockaddr in infos:
@@ -656,13 +746,19 @@ def _resolve_checked(host: str, port: int, *, allow_local: bool) -> list[IPAddre
         try:
             ip = ipaddress.ip_address(str(sockaddr[0]))
         except ValueError:
-            raise _not_allowed(f"El servidor «{name}» devolvió una dirección ilegible.") from None
+            raise _not_allowed(
+                gettext_noop("El servidor «%(name)s» devolvió una dirección ilegible."), name=name
+            ) from None
         if ip not in addresses:
             addresses.append(ip)
     if not addresses:
         raise ErpError(
             ErrorCode.DNS,
-            f"El servidor «{name}» no tiene direcciones. Revisá que el nombre esté bien escrito.",
+            gettext_noop(
+                "El servidor «%(name)s» no tiene direcciones. Revisá que el nombre esté bien "
+                "escrito."
+            ),
+            params={"name": name},
             permanent=True,
         )
     refused = [ip for ip in addresses if _is_refused(ip, allow_local=allow_local)]
@@ -676,7 +772,15 @@ def _resolve_checked(host: str, port: int, *, allow_local: bool) -> list[IPAddre
         )
         # The address itself stays in our logs: echoing it would let an admin map
         # our internal DNS.
-        raise _not_allowed(_internal_address_message(f"de «{name}»"))
+        raise _not_allowed(
+            gettext_noop(
+                "La dirección de «%(name)s» pertenece a una red interna o reservada. Por "
+                "seguridad solo nos conectamos a servidores públicos en Internet: escribí la "
+                "dirección pública de tu ERP (por ejemplo %(example)s)."
+            ),
+            name=name,
+            example=_EXAMPLE,
+        )
     return addresses
 
 
@@ -797,10 +901,13 @@ class GuardedTransport(httpx.HTTPTransport):
         url = request.url
         scheme = url.scheme
         if scheme != "https" and not (self._allow_local and scheme == "http"):
-            raise _not_allowed(f"Solo se aceptan direcciones https:// (se intentó «{scheme}:»).")
+            raise _not_allowed(
+                gettext_noop("Solo se aceptan direcciones https:// (se intentó «%(scheme)s:»)."),
+                scheme=scheme,
+            )
         port = url.port or _DEFAULT_PORTS[scheme]
         if not self._allow_local and port not in self._allowed_ports:
-            raise _not_allowed(f"El puerto {port} no está permitido.")
+            raise _not_allowed(gettext_noop("El puerto %(port)s no está permitido."), port=port)
         _parse_host(_url_host(url.host), allow_local=self._allow_local)
         return super().handle_request(request)
 
@@ -817,9 +924,11 @@ def _ssl_context(ca_cert_pem: str | None) -> ssl.SSLContext:
         except (ssl.SSLError, ValueError, TypeError) as e:
             raise ErpError(
                 ErrorCode.TLS,
-                "El certificado de la autoridad (CA) de tu ERP no se puede leer: pegá el "
-                "certificado en formato PEM, desde -----BEGIN CERTIFICATE----- hasta "
-                "-----END CERTIFICATE-----.",
+                gettext_noop(
+                    "El certificado de la autoridad (CA) de tu ERP no se puede leer: pegá el "
+                    "certificado en formato PEM, desde -----BEGIN CERTIFICATE----- hasta "
+                    "-----END CERTIFICATE-----."
+                ),
                 permanent=True,
             ) from e
     assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname

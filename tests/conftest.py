@@ -13,6 +13,7 @@ import pytest
 from cryptography.fernet import Fernet
 from django.contrib.auth import get_user_model
 from django.test import Client
+from django.utils import translation
 
 from stores.models import Membership, Store
 
@@ -130,3 +131,11 @@ def standin() -> Iterator[Any]:
 
     with Standin.start(port=0, user=ERP_USER, password=ERP_PASSWORD, items=0) as server:
         yield server
+
+
+@pytest.fixture(autouse=True)
+def _default_language_after_each_test() -> Iterator[None]:
+    """A request by an English-speaking user leaves English active in the thread
+    (LocaleMiddleware does not reset it): the next test starts in the default."""
+    yield
+    translation.deactivate()

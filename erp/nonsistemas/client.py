@@ -26,10 +26,11 @@ from collections.abc import Callable, Generator, Iterator
 from datetime import datetime
 from decimal import Decimal
 from types import TracebackType
-from typing import TYPE_CHECKING, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 from urllib.parse import urlsplit
 
 import httpx
+from django.utils.translation import gettext_noop
 
 from erp.errors import ErpError, ErrorCode, printable
 from erp.sources import FeedStats
@@ -84,9 +85,13 @@ class _TooSlow(Exception):
 
 
 def _transient(
-    code: str, message: str, cause: BaseException | None = None, retry_after: float | None = None
+    code: str,
+    message: str,
+    cause: BaseException | None = None,
+    retry_after: float | None = None,
+    params: dict[str, Any] | None = None,
 ) -> _Retryable:
-    error = ErpError(code, message)
+    error = ErpError(code, message, params=params)
     if cause is not None:
         # The ErpError is raised later, outside this except block: chain it now.
         error.__cause__ = cause
@@ -385,8 +390,11 @@ class NonSistemasClient:
                 # An instance that ignored `pagina` would make the engine page forever.
                 raise ErpError(
                     ErrorCode.ABSURD_RESPONSE,
-                    f"Se pidió la página {pagina} del stock y el ERP respondió la página "
-                    f"{page.pagina}. Consultá con tu proveedor de NonSistemas.",
+                    gettext_noop(
+                        "Se pidió la página %(asked)s del stock y el ERP respondió la página "
+                        "%(got)s. Consultá con tu proveedor de NonSistemas."
+                    ),
+                    params={"asked": pagina, "got": page.pagina},
                 )
             return page
 
@@ -458,17 +466,30 @@ class NonSistemasClient:
         self._sleep(delay)
 
     def _exhausted(self, last: _Retryable, attempts: int) -> ErpError:
-        times = "una vez" if attempts == 1 else f"{attempts} veces"
-        error = ErpError(last.error.code, f"{last.error.message} Se intentó {times}.")
+        if attempts == 1:
+            message = gettext_noop("%(error)s Se intentó una vez.")
+        else:
+            message = gettext_noop("%(error)s Se intentó %(times)s veces.")
+        error = ErpError(last.error.code, message, params={"error": last.error, "times": attempts})
         error.__cause__ = last.error
         return error
 
     def _deadline_error(self, last: ErpError | None) -> ErpError:
-        detail = f" Último problema: {last.message}" if last is not None else ""
+        if last is None:
+            return ErpError(
+                ErrorCode.DEADLINE,
+                gettext_noop(
+                    "Se alcanzó el tiempo máximo de la actualización esperando al ERP; "
+                    "seguirá en la próxima."
+                ),
+            )
         return ErpError(
             ErrorCode.DEADLINE,
-            "Se alcanzó el tiempo máximo de la actualización esperando al ERP; "
-            f"seguirá en la próxima.{detail}",
+            gettext_noop(
+                "Se alcanzó el tiempo máximo de la actualización esperando al ERP; "
+                "seguirá en la próxima. Último problema: %(error)s"
+            ),
+            params={"error": last},
         )
 
     def _before_request(self, request: httpx.Request) -> None:
@@ -499,22 +520,28 @@ class NonSistemasClient:
         except _TooLarge as e:
             raise ErpError(
                 ErrorCode.ABSURD_RESPONSE,
-                f"El ERP envió una respuesta de más de "
-                f"{self._max_response_bytes / 1_000_000:g} MB y se dejó de leer. "
-                "Consultá con tu proveedor de NonSistemas.",
+                gettext_noop(
+                    "El ERP envió una respuesta de más de "
+                    "%(megabytes)s MB y se dejó de leer. "
+                    "Consultá con tu proveedor de NonSistemas."
+                ),
+                params={"megabytes": f"{self._max_response_bytes / 1_000_000:g}"},
             ) from e
         except _TooSlow as e:
             raise _transient(
                 ErrorCode.TIMEOUT,
-                "El ERP envía la respuesta demasiado despacio y se agotó el tiempo.",
+                gettext_noop("El ERP envía la respuesta demasiado despacio y se agotó el tiempo."),
                 e,
             ) from e
         except httpx.TimeoutException as e:
             raise _transient(
                 ErrorCode.TIMEOUT,
-                f"El ERP no respondió a tiempo (más de {self._timeout:g} s). "
-                "Puede estar sobrecargado o inaccesible.",
+                gettext_noop(
+                    "El ERP no respondió a tiempo (más de %(seconds)s s). "
+                    "Puede estar sobrecargado o inaccesible."
+                ),
                 e,
+                params={"seconds": f"{self._timeout:g}"},
             ) from e
         except httpx.ConnectError as e:
             raise self._connect_error(e) from e
@@ -526,29 +553,34 @@ class NonSistemasClient:
         ) as e:
             raise _transient(
                 ErrorCode.CONNECTION,
-                "Se cortó la conexión con el ERP antes de recibir la respuesta completa.",
+                gettext_noop(
+                    "Se cortó la conexión con el ERP antes de recibir la respuesta completa."
+                ),
                 e,
             ) from e
         except httpx.ProxyError as e:
             raise _transient(
-                ErrorCode.CONNECTION, "Falló la conexión a través del proxy hacia el ERP.", e
+                ErrorCode.CONNECTION,
+                gettext_noop("Falló la conexión a través del proxy hacia el ERP."),
+                e,
             ) from e
         except httpx.DecodingError as e:
             raise _transient(
                 ErrorCode.BAD_RESPONSE,
-                "El ERP envió una respuesta comprimida ilegible.",
+                gettext_noop("El ERP envió una respuesta comprimida ilegible."),
                 e,
             ) from e
         except (httpx.UnsupportedProtocol, httpx.InvalidURL) as e:
             raise ErpError(
                 ErrorCode.MALFORMED_URL,
-                "La URL del ERP no es válida: debe empezar con https:// o http://.",
+                gettext_noop("La URL del ERP no es válida: debe empezar con https:// o http://."),
                 permanent=True,
             ) from e
         except httpx.HTTPError as e:
             # LocalProtocolError and the like: a fault of this client, not of the ERP.
             raise ErpError(
-                ErrorCode.INTERNAL, "Error interno al hablar con el ERP; avisá a soporte."
+                ErrorCode.INTERNAL,
+                gettext_noop("Error interno al hablar con el ERP; avisá a soporte."),
             ) from e
         return response
 
@@ -562,15 +594,21 @@ class NonSistemasClient:
                 # The resolver could not answer right now: not proof the name is wrong.
                 return _transient(
                     ErrorCode.DNS,
-                    f"No se pudo averiguar la dirección de «{host}»: el DNS no responde. "
-                    "Revisá la conexión a internet del servidor.",
+                    gettext_noop(
+                        "No se pudo averiguar la dirección de «%(host)s»: el DNS no responde. "
+                        "Revisá la conexión a internet del servidor."
+                    ),
                     e,
+                    params={"host": host},
                 )
             return _chained(
                 ErpError(
                     ErrorCode.DNS,
-                    f"El nombre «{host}» no existe. Revisá cómo está escrito el servidor en "
-                    "la URL.",
+                    gettext_noop(
+                        "El nombre «%(host)s» no existe. Revisá cómo está escrito el servidor en "
+                        "la URL."
+                    ),
+                    params={"host": host},
                     permanent=True,
                 ),
                 e,
@@ -579,24 +617,29 @@ class NonSistemasClient:
         if cert is not None:
             verify_message = str(cert.verify_message or "").lower()
             if cert.verify_code in _NAME_MISMATCH_CODES or "mismatch" in verify_message:
-                message = (
-                    f"El certificado de seguridad del servidor no es válido para «{host}». "
+                message = gettext_noop(
+                    "El certificado de seguridad del servidor no es válido para «%(host)s». "
                     "Verificá que la URL tenga el nombre exacto que te dio tu proveedor de "
                     "NonSistemas; si es ese, el proveedor tiene que corregir el certificado."
                 )
             else:
-                message = (
-                    f"El certificado de seguridad de «{host}» no es de confianza (autofirmado, "
+                message = gettext_noop(
+                    "El certificado de seguridad de «%(host)s» no es de confianza (autofirmado, "
                     "vencido o de una entidad no reconocida). Tu proveedor de NonSistemas "
                     "tiene que instalar un certificado válido."
                 )
-            return _chained(ErpError(ErrorCode.TLS, message, permanent=True), e)
+            return _chained(
+                ErpError(ErrorCode.TLS, message, permanent=True, params={"host": host}), e
+            )
         if _find_cause(e, ssl.SSLError) is not None:
             return _chained(
                 ErpError(
                     ErrorCode.TLS,
-                    f"No se pudo establecer una conexión segura con «{host}». Preguntale a tu "
-                    "proveedor de NonSistemas si la URL empieza con https o con http.",
+                    gettext_noop(
+                        "No se pudo establecer una conexión segura con «%(host)s». Preguntale a tu "
+                        "proveedor de NonSistemas si la URL empieza con https o con http."
+                    ),
+                    params={"host": host},
                     permanent=True,
                 ),
                 e,
@@ -608,16 +651,22 @@ class NonSistemasClient:
             return _chained(
                 ErpError(
                     ErrorCode.REFUSED,
-                    f"Nadie responde en {self._address()}: la conexión fue rechazada. Revisá "
-                    "la URL, el puerto y que el servidor de NonSistemas esté encendido.",
+                    gettext_noop(
+                        "Nadie responde en %(address)s: la conexión fue rechazada. Revisá "
+                        "la URL, el puerto y que el servidor de NonSistemas esté encendido."
+                    ),
+                    params={"address": self._address()},
                 ),
                 e,
             )
         return _transient(
             ErrorCode.CONNECTION,
-            f"No se pudo conectar con {self._address()}. Revisá la URL y la conexión a "
-            "internet del servidor.",
+            gettext_noop(
+                "No se pudo conectar con %(address)s. Revisá la URL y la conexión a "
+                "internet del servidor."
+            ),
             e,
+            params={"address": self._address()},
         )
 
     def _address(self) -> str:
@@ -636,7 +685,7 @@ class NonSistemasClient:
             if _is_json_type(response):
                 # Looked like the API but arrived garbled: worth another try.
                 raise _transient(
-                    ErrorCode.BAD_RESPONSE, "El ERP envió una respuesta ilegible.", e
+                    ErrorCode.BAD_RESPONSE, gettext_noop("El ERP envió una respuesta ilegible."), e
                 ) from e
             raise self._not_erp() from e
         version = wire.parse_version(body)
@@ -652,7 +701,9 @@ class NonSistemasClient:
         except ValueError as e:
             raise _transient(
                 ErrorCode.BAD_RESPONSE,
-                "El ERP envió una respuesta ilegible (no es JSON válido o llegó cortada).",
+                gettext_noop(
+                    "El ERP envió una respuesta ilegible (no es JSON válido o llegó cortada)."
+                ),
                 e,
             ) from e
 
@@ -671,8 +722,10 @@ class NonSistemasClient:
             # Well-formed JSON without a usable token: asking again gives the same.
             raise ErpError(
                 ErrorCode.BAD_RESPONSE,
-                "El ERP respondió el inicio de sesión sin un token válido. Consultá con tu "
-                "proveedor de NonSistemas.",
+                gettext_noop(
+                    "El ERP respondió el inicio de sesión sin un token válido. Consultá con tu "
+                    "proveedor de NonSistemas."
+                ),
             )
         if self._login_count:
             self.stats.relogins += 1
@@ -692,73 +745,98 @@ class NonSistemasClient:
             )
             raise ErpError(
                 ErrorCode.NOT_ERP,
-                f"La URL {self._base_display} redirige a {target}. Escribí en el campo URL la "
-                "dirección final que te dio tu proveedor de NonSistemas.",
+                gettext_noop(
+                    "La URL %(url)s redirige a %(target)s. Escribí en el campo URL la "
+                    "dirección final que te dio tu proveedor de NonSistemas."
+                ),
+                params={"url": self._base_display, "target": target},
                 permanent=True,
             )
         if status == 429:
             raise _transient(
                 ErrorCode.RATE_LIMITED,
-                "El ERP pidió esperar: demasiadas solicitudes (HTTP 429).",
+                gettext_noop("El ERP pidió esperar: demasiadas solicitudes (HTTP 429)."),
                 retry_after=self._retry_after(response),
             )
         if status in _RETRY_STATUSES:
             raise _transient(
                 ErrorCode.SERVER_ERROR,
-                f"El ERP está fallando (HTTP {status}{detail}). Suele ser pasajero; si se "
-                "repite, consultá con tu proveedor de NonSistemas.",
+                gettext_noop(
+                    "El ERP está fallando (HTTP %(status)s%(detail)s). Suele ser pasajero; si se "
+                    "repite, consultá con tu proveedor de NonSistemas."
+                ),
+                params={"status": status, "detail": detail},
                 retry_after=self._retry_after(response),
             )
         if status == 408:
             raise _transient(
-                ErrorCode.TIMEOUT, "El ERP no recibió la consulta a tiempo (HTTP 408)."
+                ErrorCode.TIMEOUT,
+                gettext_noop("El ERP no recibió la consulta a tiempo (HTTP 408)."),
             )
         if status >= 500:
             raise ErpError(
                 ErrorCode.SERVER_ERROR,
-                f"El ERP respondió con un error (HTTP {status}{detail}). Consultá con tu "
-                "proveedor de NonSistemas.",
+                gettext_noop(
+                    "El ERP respondió con un error (HTTP %(status)s%(detail)s). Consultá con tu "
+                    "proveedor de NonSistemas."
+                ),
+                params={"status": status, "detail": detail},
             )
         if endpoint == "version" or status in (404, 405, 410):
             raise self._not_erp()
         if endpoint == "login" and status == 401:
             raise ErpError(
                 ErrorCode.BAD_CREDENTIALS,
-                "NonSistemas rechazó el usuario o la contraseña de la API. Revisalos y "
-                "volvé a guardarlos.",
+                gettext_noop(
+                    "NonSistemas rechazó el usuario o la contraseña de la API. Revisalos y "
+                    "volvé a guardarlos."
+                ),
                 permanent=True,
             )
         if status == 401:
             # The auth flow already logged in again once and repeated the request.
             raise ErpError(
                 ErrorCode.TOKEN,
-                f"El ERP rechazó la sesión aun recién iniciada (HTTP 401{detail}). Si se "
-                "repite, consultá con tu proveedor de NonSistemas.",
+                gettext_noop(
+                    "El ERP rechazó la sesión aun recién iniciada (HTTP 401%(detail)s). Si se "
+                    "repite, consultá con tu proveedor de NonSistemas."
+                ),
+                params={"detail": detail},
             )
         if status == 403:
             raise ErpError(
                 ErrorCode.NO_API_ACCESS,
-                "El usuario existe en NonSistemas pero no tiene habilitado el acceso a la API. "
-                "Pedile al administrador de NonSistemas que lo habilite, o usá un usuario de API.",
+                gettext_noop(
+                    "El usuario existe en NonSistemas pero no tiene habilitado el acceso a la API. "
+                    "Pedile al administrador de NonSistemas que lo habilite, o usá un usuario de "
+                    "API."
+                ),
                 permanent=True,
             )
         if status == 400:
             said = f": {mensaje}" if mensaje else ""
             raise ErpError(
                 ErrorCode.INTERNAL,
-                f"El ERP rechazó la consulta por un parámetro inválido{said}. Es una falla de "
-                "la integración: avisá a soporte.",
+                gettext_noop(
+                    "El ERP rechazó la consulta por un parámetro inválido%(said)s. Es una falla de "
+                    "la integración: avisá a soporte."
+                ),
+                params={"said": said},
             )
         raise ErpError(
             ErrorCode.BAD_RESPONSE,
-            f"El ERP respondió con un estado inesperado (HTTP {status}{detail}).",
+            gettext_noop("El ERP respondió con un estado inesperado (HTTP %(status)s%(detail)s)."),
+            params={"status": status, "detail": detail},
         )
 
     def _not_erp(self) -> ErpError:
         return ErpError(
             ErrorCode.NOT_ERP,
-            f"La URL {self._base_display} responde, pero no es una API de NonSistemas. "
-            "Verificá la URL que te dio tu proveedor de NonSistemas.",
+            gettext_noop(
+                "La URL %(url)s responde, pero no es una API de NonSistemas. "
+                "Verificá la URL que te dio tu proveedor de NonSistemas."
+            ),
+            params={"url": self._base_display},
             permanent=True,
         )
 
