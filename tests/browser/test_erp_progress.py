@@ -59,7 +59,16 @@ def background_worker(transactional_db: None, settings: Any) -> Iterator[Callabl
     def start() -> None:
         processes.append(
             subprocess.Popen(
-                [sys.executable, "-m", "vxm", "db_worker", "--batch", "--no-startup-delay"],
+                [
+                    sys.executable,
+                    "-m",
+                    "vxm",
+                    "db_worker",
+                    "--queue-name",
+                    "default,full",
+                    "--batch",
+                    "--no-startup-delay",
+                ],
                 env=env,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,

@@ -101,6 +101,21 @@ class Command(BaseCommand):
                     ) from e
                 time.sleep(0.2)
 
+    @staticmethod
+    def _last_price_list(erp_item: dict[str, Any], rng: random.Random) -> Decimal:
+        """The store's price: the ERP's from an older price list (the same, or a few
+        percent off), as a real store's catalog is before its first update; a
+        random one would look like a wrong price list and the guard rails would
+        (rightly) hold the demo's first update."""
+        try:
+            price = Decimal(str(erp_item.get("precio_mayorista")))
+        except ArithmeticError:
+            return Decimal(rng.randint(100, 90000))
+        if not price.is_finite() or price <= 0:
+            return Decimal(rng.randint(100, 90000))
+        factor = Decimal(rng.choice(["1", "1", "0.92", "0.95", "1.04"]))
+        return (price * factor).quantize(Decimal("0.01"))
+
     def _catalog_from(self, erp_items: list[dict[str, Any]], store: Store) -> list[Item]:
         rng = random.Random(7)
         items: list[Item] = []
@@ -118,7 +133,7 @@ class Command(BaseCommand):
                     sku=code,
                     name=erp_item.get("descripcion") or code,
                     stock=rng.randint(0, 50),
-                    wholesale_price=Decimal(rng.randint(100, 90000)),
+                    wholesale_price=self._last_price_list(erp_item, rng),
                 )
             )
         if items:
